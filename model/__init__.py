@@ -1,0 +1,1 @@
+"""Training side (PyTorch): vocabularies, network, training loop, export to ONNX."""

@@ -1,0 +1,57 @@
+"""Checkpoints: a model's weights with the config and vocabularies that give them meaning.
+
+A checkpoint holds only tensors, numbers, strings, lists and dicts, and is
+loaded with `weights_only=True`: no code runs when one is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.config import Config
+from model.network import Tagger
+from tagger.encoding import Vocab
+
+CHECKPOINT_FORMAT = "tagger-checkpoint-1"
+
+
+def build_model(config: Config, vocab: Vocab, n_frozen_words: int = 0) -> Tagger:
+    return Tagger(config.model, len(vocab.words), len(vocab.chars), len(vocab.tags), n_frozen_words=n_frozen_words)
+
+
+def save_checkpoint(path: Path, model: Tagger, config: Config, vocab: Vocab, state: dict[str, Any]) -> None:
+    """Write atomically, so an interrupted run never leaves a half-written best.pt."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "vocab": vocab.to_dict(),
+        "model": model.state_dict(),
+        "state": state,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[Tagger, Config, Vocab, dict[str, Any]]:
+    """Model (in eval mode), config, vocabularies and training state of a checkpoint.
+
+    `path` may be a .pt file or a run folder (its best.pt is used).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint there (expected a .pt file or a run folder with best.pt)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a tagger checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    config = Config.from_dict(payload["config"], source=str(path))
+    vocab = Vocab.from_dict(payload["vocab"])
+    model = build_model(config, vocab, n_frozen_words=len(payload["model"]["frozen_words"]))
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return model, config, vocab, payload["state"]

@@ -1,0 +1,135 @@
+"""Typed training configuration: a JSON file, overridable field by field from flags.
+
+Every field of every section becomes a flag named `--SECTION.FIELD`
+(`--train.epochs 3`, `--model.glove false`), so the file and the command line
+can never disagree about what exists. The resolved config is saved as JSON
+beside every checkpoint and inside every export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = ""
+    dev: str = ""
+    test: str = ""
+    format: Literal["auto", "conllu", "conll"] = "auto"
+    tag_field: Literal["upos", "xpos"] = "upos"  # CoNLL-U column to tag
+    token_column: int = 0  # column files: token and tag columns
+    tag_column: int = -1
+    task: str = "upos"  # what the tags mean, recorded in the export
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    glove: bool = True  # initialise word vectors from GloVe 6B 50d
+    glove_top_k: int = 100_000  # most frequent GloVe words kept beyond the training words
+    word_dim: int = 50  # must be 50 with GloVe
+    min_word_freq: int = 1  # training words kept in the vocabulary
+    case_dim: int = 8
+    char_dim: int = 30
+    char_filters: int = 64
+    char_kernel: int = 3
+    max_word_chars: int = 30
+    hidden: int = 200  # LSTM units per direction
+    layers: int = 2
+    dropout: float = 0.5
+    word_dropout: float = 0.25  # alpha in p(unk) = alpha / (alpha + count), per token
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1
+    epochs: int = 40
+    batch_size: int = 32  # sentences per batch
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    clip: float = 5.0  # gradient norm clip
+    lr_decay: float = 0.5  # factor when the dev metric plateaus
+    lr_patience: int = 2  # epochs without improvement before decaying
+    patience: int = 6  # epochs without improvement before stopping
+    threads: int = 2  # torch intra-op threads
+    max_sentences: int = 0  # use only the first N training sentences (0 = all)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "tagger"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{source}: unknown sections {sorted(unknown)}")
+        sections = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "name":
+                continue
+            section_cls = get_type_hints(cls)[f.name]
+            values = data.get(f.name, {})
+            known = {g.name for g in dataclasses.fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise ValueError(f"{source}: unknown fields {sorted(bad)} in [{f.name}]; known: {sorted(known)}")
+            sections[f.name] = section_cls(**{k: _coerce(section_cls, k, v, source) for k, v in values.items()})
+        return cls(name=str(data.get("name", "tagger")), **sections)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def _coerce(section_cls: type, name: str, value: Any, source: str) -> Any:
+    """Convert a JSON or flag value to the field's declared type, or say why not."""
+    hint = get_type_hints(section_cls)[name]
+    where = f"{source}: {section_cls.__name__}.{name}"
+    if get_origin(hint) is Literal:
+        if value not in get_args(hint):
+            raise ValueError(f"{where} must be one of {list(get_args(hint))}, got {value!r}")
+        return value
+    if hint is bool:
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{where} must be true or false, got {value!r}")
+            return value.lower() in ("true", "1", "yes")
+        return bool(value)
+    try:
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be {hint.__name__}, got {value!r}") from None
+
+
+def add_override_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one `--section.field` flag per config field."""
+    group = parser.add_argument_group("config overrides (default: the config file's value)")
+    for section in ("data", "model", "train"):
+        section_cls = get_type_hints(Config)[section]
+        for f in dataclasses.fields(section_cls):
+            group.add_argument(f"--{section}.{f.name}", dest=f"override__{section}__{f.name}", metavar="V")
+
+
+def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """Return the config with every flag given on the command line applied."""
+    data = config.to_dict()
+    for key, value in vars(args).items():
+        if key.startswith("override__") and value is not None:
+            _, section, name = key.split("__")
+            data[section][name] = value
+    return Config.from_dict(data, source="command line")

@@ -1,0 +1,171 @@
+"""Checkpoint -> export folder (ONNX graph + vocabularies + metadata), verified before it lands.
+
+The export is written to a temporary folder next to the target and moved into
+place only after ONNX Runtime has reproduced PyTorch on every sentence of the
+dev set, run in shuffled mixed-length batches (the worst case for padding):
+identical tags, scores within `tolerance`. Otherwise it fails loudly and the
+target is left untouched.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+import torch
+
+from model.batches import to_tensors
+from model.checkpoint import load_checkpoint
+from model.config import Config
+from model.network import Tagger
+from model.predict import predict_scores
+from model.train import read_split
+from service.runtime import load_runtime
+from tagger.artifact import (
+    INPUT_NAMES,
+    METADATA_FILE,
+    MODEL_FILE,
+    OUTPUT_NAMES,
+    VOCAB_FILE,
+    Metadata,
+    sha256_file,
+    write_json,
+)
+from tagger.decoding import decode
+from tagger.encoding import Vocab
+from tagger.evaluation import evaluate
+from tagger.readers import Sentence
+from tagger.schemes import is_span_tagset
+
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """The exported graph does not reproduce the PyTorch model."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    sentences: int
+    tokens: int
+    tag_mismatches: int  # sentences whose tags differ
+    max_abs_diff: float  # over real (unpadded) positions
+
+
+def export_onnx(model: Tagger, vocab: Vocab, path: Path) -> None:
+    """Trace the model into ONNX with dynamic batch, length and character axes."""
+    sample = to_tensors(vocab, [Sentence(("A", "tiny", "sample", "."))], [0])
+    dims = {"words": {0: "batch", 1: "tokens"}, "cases": {0: "batch", 1: "tokens"}}
+    dims |= {"chars": {0: "batch", 1: "tokens", 2: "chars"}, "lengths": {0: "batch"}}
+    dims |= {"scores": {0: "batch", 1: "tokens"}}
+    model.eval()
+    with warnings.catch_warnings():
+        # Shape checks traced as constants, and an LSTM batch-size warning that
+        # does not apply: h0/c0 default to zeros and sequence_lens is wired
+        # (the self-check runs mixed batch sizes).
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # The TorchScript exporter (dynamo=False) turns the packed LSTM into ONNX
+        # LSTM nodes with sequence_lens wired; the dynamo exporter fails on
+        # pack_padded_sequence with torch 2.13.
+        torch.onnx.export(
+            model,
+            sample.inputs,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=dims,
+        )
+
+
+def check_parity(model: Tagger, folder: Path, sentences: list[Sentence], batch_size: int = 32) -> Parity:
+    """Compare PyTorch and ONNX Runtime on shuffled, mixed-length batches of `sentences`."""
+    runtime = load_runtime(folder)
+    reference = predict_scores(model, runtime.vocab, sentences)
+    order = list(range(len(sentences)))
+    random.Random(0).shuffle(order)
+    mismatches, worst = 0, 0.0
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        scores = runtime.run(runtime.vocab.encode([sentences[i].tokens for i in indices]))
+        for row, index in enumerate(indices):
+            ours = scores[row, : len(sentences[index].tokens)]
+            worst = max(worst, float(np.abs(ours - reference[index]).max()))
+            mismatches += int(not np.array_equal(ours.argmax(-1), reference[index].argmax(-1)))
+    tokens = sum(len(s.tokens) for s in sentences)
+    return Parity(sentences=len(sentences), tokens=tokens, tag_mismatches=mismatches, max_abs_diff=worst)
+
+
+def _scores(folder: Path, config: Config, splits: dict[str, str]) -> dict[str, dict[str, Any]]:
+    runtime = load_runtime(folder)
+    reports = {}
+    for name, path in splits.items():
+        sentences = read_split(config.data, path)
+        scores = runtime.score_sentences([s.tokens for s in sentences])
+        predicted = [decode(s, runtime.vocab.tags).tags for s in scores]
+        reports[name] = evaluate([list(s.tags) for s in sentences], predicted).to_dict()
+    return reports
+
+
+def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tolerance: float = 1e-4) -> Parity:
+    """Export a checkpoint to the folder `out`, self-checked on the dev set; returns the parity figures."""
+    out = Path(out)
+    model, config, vocab, state = load_checkpoint(checkpoint)
+    if not config.data.dev:
+        raise ExportError("the checkpoint's config names no dev set (data.dev) to verify the export against")
+    dev = read_split(config.data, config.data.dev)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        export_onnx(model, vocab, tmp / MODEL_FILE)
+        write_json(tmp / VOCAB_FILE, vocab.to_dict())
+        splits = {
+            k: v for k, v in (("train", config.data.train), ("dev", config.data.dev), ("test", config.data.test)) if v
+        }
+        metadata = Metadata(
+            name=name or out.name,
+            task=config.data.task,
+            scheme="IOB2" if is_span_tagset(vocab.tags) else None,
+            tags=list(vocab.tags),
+            config=config.to_dict(),
+            data={k: {"path": v, "sha256": sha256_file(Path(v))} for k, v in splits.items()},
+            scores={},
+            files={f: sha256_file(tmp / f) for f in (MODEL_FILE, VOCAB_FILE)},
+            exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions={
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "opset": str(OPSET),
+            },
+            extra={"checkpoint_epoch": state.get("epoch"), "checkpoint_dev_metric": state.get("dev_metric")},
+        )
+        write_json(tmp / METADATA_FILE, metadata.to_dict())
+        parity = check_parity(model, tmp, dev)
+        if parity.tag_mismatches or parity.max_abs_diff > tolerance:
+            raise ExportError(
+                f"ONNX Runtime disagrees with PyTorch on {config.data.dev}: {parity.tag_mismatches} of "
+                f"{parity.sentences} sentences have different tags, max score difference "
+                f"{parity.max_abs_diff:.2e} (tolerance {tolerance:.0e})"
+            )
+        evaluated = {k: v for k, v in splits.items() if k != "train"}
+        scored = Metadata(**{**metadata.to_dict(), "scores": _scores(tmp, config, evaluated)})
+        scored.extra["parity"] = parity.__dict__
+        write_json(tmp / METADATA_FILE, scored.to_dict())
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return parity

@@ -1,0 +1,95 @@
+"""The BiLSTM tagger: word + casing + character-CNN features -> BiLSTM -> tag scores.
+
+The forward pass is tensors in, tensors out (padded ids + lengths -> scores), so
+it exports to one ONNX graph. Two things keep a sentence's scores independent
+of its batch: the LSTM runs on packed sequences (ONNX `sequence_lens`), and the
+character CNN's max-pool ignores character padding (ReLU outputs are >= 0, so
+zeroing padded positions before the max cannot change it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from model.config import ModelConfig
+from tagger.encoding import CASINGS, PAD
+
+
+class CharCNN(nn.Module):
+    """Per-token features from its characters: embed, convolve, ReLU, masked max-pool."""
+
+    def __init__(self, n_chars: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_chars, config.char_dim, padding_idx=PAD)
+        self.conv = nn.Conv1d(config.char_dim, config.char_filters, config.char_kernel, padding=config.char_kernel // 2)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        """chars (B, T, C) int64 -> features (B, T, F)."""
+        b, t, c = chars.shape
+        flat = chars.reshape(b * t, c)  # (B*T, C)
+        # Padding ids embed to zero, exactly what the convolution pads with,
+        # so outputs at real characters do not depend on the padded width C.
+        x = self.embed(flat).transpose(1, 2)  # (B*T, E, C)
+        h = torch.relu(self.conv(x))  # (B*T, F, C)
+        h = h * (flat != PAD).unsqueeze(1).to(h.dtype)  # zero padded characters
+        return h.max(dim=2).values.reshape(b, t, -1)  # (B, T, F)
+
+
+class Tagger(nn.Module):
+    """Scores every tag at every token; decoding happens in `tagger.decoding`."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        n_words: int,
+        n_chars: int,
+        n_tags: int,
+        pretrained: np.ndarray | None = None,
+        n_frozen_words: int = 0,
+    ) -> None:
+        super().__init__()
+        if pretrained is not None and pretrained.shape != (n_words, config.word_dim):
+            raise ValueError(f"pretrained vectors must be {(n_words, config.word_dim)}, got {pretrained.shape}")
+        # Words seen in training are fine-tuned; the last `n_frozen_words` rows
+        # (GloVe words never seen in training) would get no gradient anyway, so
+        # they are kept as a buffer and cost the optimizer nothing.
+        self.words = nn.Embedding(n_words - n_frozen_words, config.word_dim, padding_idx=PAD)
+        self.frozen_words: Tensor
+        self.register_buffer("frozen_words", torch.zeros(n_frozen_words, config.word_dim))
+        if pretrained is not None:
+            vectors = torch.from_numpy(pretrained)
+            self.words.weight.data.copy_(vectors[: n_words - n_frozen_words])
+            self.frozen_words.copy_(vectors[n_words - n_frozen_words :])
+        self.cases = nn.Embedding(len(CASINGS), config.case_dim, padding_idx=PAD)
+        self.chars = CharCNN(n_chars, config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.word_dim + config.case_dim + config.char_filters,
+            config.hidden,
+            num_layers=config.layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
+        self.out = nn.Linear(2 * config.hidden, n_tags)
+
+    def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        """words, cases (B, T), chars (B, T, C), lengths (B,) -> scores (B, T, K).
+
+        Scores at padded positions are meaningless and must be ignored.
+        """
+        table = torch.cat([self.words.weight, self.frozen_words]) if self.frozen_words.shape[0] else self.words.weight
+        embedded = nn.functional.embedding(words, table, padding_idx=PAD)  # (B, T, word_dim)
+        x = torch.cat([embedded, self.cases(cases), self.chars(chars)], dim=-1)  # (B, T, D)
+        x = self.dropout(x)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = self.lstm(packed)
+        h, _ = pad_packed_sequence(h, batch_first=True, total_length=words.shape[1])  # (B, T, 2H)
+        return self.out(self.dropout(h))  # (B, T, K)
+
+    def loss(self, scores: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
+        """Mean token cross-entropy over real tokens; tags (B, T) padded with -100."""
+        return nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), tags.reshape(-1), ignore_index=-100)

@@ -1,0 +1,1 @@
+"""Serving side (no torch): ONNX Runtime sessions behind a FastAPI app."""

@@ -1,0 +1,72 @@
+"""An export folder loaded into ONNX Runtime: the path every served tag takes.
+
+`tagger evaluate` and `tagger predict` on an export use this same object, so
+the figures they print are the figures the service delivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from tagger.artifact import INPUT_NAMES, MODEL_FILE, OUTPUT_NAMES, ArtifactError, Metadata, load_export
+from tagger.encoding import Batch, Vocab, length_sorted
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One model ready to run: metadata, vocabularies and an ONNX Runtime session."""
+
+    name: str
+    folder: Path
+    metadata: Metadata
+    vocab: Vocab
+    session: ort.InferenceSession
+
+    def run(self, batch: Batch) -> np.ndarray:
+        """Scores (B, T, K) float32 for an encoded batch; padded positions are meaningless."""
+        (scores,) = self.session.run(list(OUTPUT_NAMES), batch.inputs())
+        return scores  # type: ignore[no-any-return]
+
+    def score_sentences(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:
+        """Per sentence, its (n_tokens, K) scores, in input order (length-sorted batches inside)."""
+        out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(sentences)
+        for indices in length_sorted([len(s) for s in sentences], batch_size):
+            chosen = [sentences[i] for i in indices]
+            scores = self.run(self.vocab.encode(chosen))
+            for row, index in enumerate(indices):
+                out[index] = scores[row, : len(sentences[index])]
+        return out
+
+
+def session_options(intra_threads: int = 0, inter_threads: int = 1) -> ort.SessionOptions:
+    """Sequential execution with full graph optimisation; 0 intra threads = one per core."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = intra_threads
+    options.inter_op_num_threads = inter_threads
+    return options
+
+
+def load_runtime(folder: str | Path, intra_threads: int = 0) -> Runtime:
+    """Load and verify an export folder (format version, sha256 of every file, graph signature)."""
+    folder = Path(folder)
+    metadata, vocab = load_export(folder)
+    try:
+        session = ort.InferenceSession(
+            str(folder / MODEL_FILE), session_options(intra_threads), providers=["CPUExecutionProvider"]
+        )
+    except Exception as err:  # ORT raises its own exception types for unreadable graphs
+        raise ArtifactError(f"{folder / MODEL_FILE}: ONNX Runtime cannot load it ({err})") from None
+    inputs = tuple(i.name for i in session.get_inputs())
+    outputs = tuple(o.name for o in session.get_outputs())
+    if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
+        raise ArtifactError(
+            f"{folder / MODEL_FILE}: graph takes {inputs} -> {outputs}, expected {INPUT_NAMES} -> {OUTPUT_NAMES}"
+        )
+    return Runtime(name=metadata.name, folder=folder, metadata=metadata, vocab=vocab, session=session)

@@ -1,0 +1,124 @@
+"""The export folder: the contract between training and serving.
+
+    exports/NAME/
+        model.onnx      graph: words, cases, chars, lengths -> scores (B, T, K)
+        vocab.json      words, characters, tags, character cap (`Vocab.to_dict`)
+        metadata.json   format version, task, scheme, config, provenance,
+                        scores, and the sha256 of the two files above
+
+`load_export` refuses a folder whose format version it does not know or whose
+files do not match their recorded sha256, naming the file and the problem:
+a model that serves must be the model that was checked at export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagger.encoding import Vocab
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.onnx"
+VOCAB_FILE = "vocab.json"
+METADATA_FILE = "metadata.json"
+INPUT_NAMES = ("words", "cases", "chars", "lengths")
+OUTPUT_NAMES = ("scores",)
+
+
+class ArtifactError(RuntimeError):
+    """An export folder that cannot be served as it is."""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Everything about an export except its weights and vocabularies."""
+
+    name: str
+    task: str  # "upos", "ner", ...: what the tags mean
+    scheme: str | None  # "IOB2" for span tag sets, None for plain tags
+    tags: list[str]
+    config: dict[str, Any]
+    data: dict[str, dict[str, str]]  # split -> {"path": ..., "sha256": ...}
+    scores: dict[str, dict[str, Any]]  # split -> evaluation report (ONNX Runtime)
+    files: dict[str, str]  # file name -> sha256
+    exported_at: str
+    versions: dict[str, str]  # library versions used to train and export
+    decoder: str = "softmax"  # how scores become tags (a CRF adds "crf")
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing; an export folder needs {MODEL_FILE}, {VOCAB_FILE} and {METADATA_FILE}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_metadata(folder: Path) -> Metadata:
+    """Read and check metadata.json; checks the format version before anything else."""
+    data = _read_json(folder / METADATA_FILE)
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{folder / METADATA_FILE}: format_version {version!r} is not supported "
+            f"(this tagger reads version {FORMAT_VERSION}); re-export the model"
+        )
+    try:
+        return Metadata(**data)
+    except TypeError as err:
+        raise ArtifactError(f"{folder / METADATA_FILE}: unexpected fields ({err})") from None
+
+
+def verify_files(folder: Path, metadata: Metadata) -> None:
+    """Check each listed file against its recorded sha256."""
+    for name in (MODEL_FILE, VOCAB_FILE):
+        if name not in metadata.files:
+            raise ArtifactError(f"{folder / METADATA_FILE}: no sha256 recorded for {name}")
+    for name, expected in metadata.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing (listed in {METADATA_FILE})")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{path}: sha256 {actual} does not match {expected} recorded in "
+                f"{METADATA_FILE}; the file is corrupt or was replaced after export"
+            )
+
+
+def load_export(folder: str | Path) -> tuple[Metadata, Vocab]:
+    """Read a verified export folder's metadata and vocabularies."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: no such export folder")
+    metadata = read_metadata(folder)
+    verify_files(folder, metadata)
+    try:
+        vocab = Vocab.from_dict(_read_json(folder / VOCAB_FILE))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ArtifactError(f"{folder / VOCAB_FILE}: invalid vocabulary ({err})") from None
+    if list(vocab.tags) != metadata.tags:
+        raise ArtifactError(f"{folder}: tags in {VOCAB_FILE} and {METADATA_FILE} differ")
+    return metadata, vocab

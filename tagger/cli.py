@@ -1,0 +1,177 @@
+"""The `tagger` command: train, evaluate, export, predict.
+
+Training-side subcommands import torch lazily, so `tagger evaluate` and
+`tagger predict` on an export folder run in a serving install without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.config import add_override_flags
+from tagger.artifact import METADATA_FILE, ArtifactError
+from tagger.decoding import decode
+from tagger.evaluation import evaluate
+from tagger.readers import DataFormatError, Sentence, read_corpus, write_columns
+
+Scorer = Callable[[Sequence[Sequence[str]]], list[np.ndarray]]
+
+
+def _load_model(path: str) -> tuple[Scorer, tuple[str, ...], dict[str, Any]]:
+    """A scoring function, the tag set and the data config of a checkpoint or an export folder."""
+    if (Path(path) / METADATA_FILE).is_file():
+        from service.runtime import load_runtime
+
+        runtime = load_runtime(path)
+        return runtime.score_sentences, runtime.vocab.tags, runtime.metadata.config.get("data", {})
+    from model.checkpoint import load_checkpoint
+    from model.predict import predict_scores
+
+    model, config, vocab, _ = load_checkpoint(path)
+
+    def score(sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        return predict_scores(model, vocab, [Sentence(tuple(s)) for s in sentences])
+
+    return score, vocab.tags, config.to_dict()["data"]
+
+
+def _read(path: str, args: argparse.Namespace, data: dict[str, Any]) -> list[Sentence]:
+    """Read a data file; the format is sniffed unless given, columns default to the model's training data."""
+
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(args, name)
+        return value if value is not None else data.get(name, default)
+
+    return read_corpus(
+        path,
+        args.format or "auto",
+        tag_field=pick("tag_field", "upos"),
+        token_column=pick("token_column", 0),
+        tag_column=pick("tag_column", -1),
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model.config import Config, apply_overrides
+    from model.train import train
+
+    if args.config:
+        config = Config.load(args.config)
+    elif args.resume:
+        config = Config.load(Path(args.resume).parent / "config.json")
+    else:
+        config = Config()
+    config = apply_overrides(config, args)
+    for split in ("train", "dev"):
+        if not getattr(config.data, split):
+            raise SystemExit(f"tagger train: no {split} data: set data.{split} in the config or --data.{split} PATH")
+    out = Path(args.out or f"runs/{config.name}")
+    best = train(config, out, resume=Path(args.resume) if args.resume else None)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    score, tags, data = _load_model(args.model)
+    sentences = _read(args.data, args, data)
+    if any(not s.tags for s in sentences):
+        raise SystemExit(f"tagger evaluate: {args.data} has sentences without gold tags")
+    started = time.perf_counter()
+    scores = score([s.tokens for s in sentences])
+    predicted = [decode(s, tags).tags for s in scores]
+    seconds = time.perf_counter() - started
+    report = evaluate([list(s.tags) for s in sentences], predicted)
+    words_per_second = report.tokens / seconds if seconds > 0 else 0.0
+    if args.json:
+        print(
+            json.dumps({**report.to_dict(), "seconds": round(seconds, 3), "words_per_second": round(words_per_second)})
+        )
+    else:
+        print(report.format())
+        print(f"\n{report.tokens} words in {seconds:.2f} s: {words_per_second:,.0f} words/s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from model.export import export
+
+    parity = export(args.checkpoint, args.out, name=args.name)
+    print(
+        f"exported to {args.out}: ONNX Runtime matches PyTorch on {parity.sentences} dev sentences "
+        f"({parity.tag_mismatches} tag mismatches, max score difference {parity.max_abs_diff:.1e})"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    score, tags, data = _load_model(args.model)
+    sentences = _read(args.input, args, data)
+    scores = score([s.tokens for s in sentences])
+    tagged = [Sentence(s.tokens, tuple(decode(sc, tags).tags)) for s, sc in zip(sentences, scores, strict=True)]
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            write_columns(tagged, out)
+    else:
+        write_columns(tagged, sys.stdout)
+    return 0
+
+
+def _data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["auto", "conllu", "conll", "tokens"], help="input format (default: auto)")
+    parser.add_argument("--tag-field", dest="tag_field", choices=["upos", "xpos"], help="CoNLL-U tag column")
+    parser.add_argument("--token-column", dest="token_column", type=int, help="column files: token column")
+    parser.add_argument("--tag-column", dest="tag_column", type=int, help="column files: tag column")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="tagger", description="BiLSTM sequence tagger: train, export, serve.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model from CoNLL data")
+    train.add_argument("--config", help="JSON config file (see configs/)")
+    train.add_argument("--out", help="run folder (default: runs/NAME)")
+    train.add_argument("--resume", help="continue from a last.pt checkpoint")
+    add_override_flags(train)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="score a checkpoint or export folder on gold data")
+    ev.add_argument("model", help="checkpoint (.pt or run folder) or export folder")
+    ev.add_argument("data", help="gold data file (CoNLL-U or column file)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    _data_flags(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    ex = sub.add_parser("export", help="export a checkpoint to an ONNX folder, verified against PyTorch")
+    ex.add_argument("checkpoint", help="best.pt or a run folder")
+    ex.add_argument("--out", required=True, help="export folder, e.g. exports/NAME")
+    ex.add_argument("--name", help="model name (default: the folder name)")
+    ex.set_defaults(func=cmd_export)
+
+    pr = sub.add_parser("predict", help="tag a file offline and write CoNLL token<TAB>tag lines")
+    pr.add_argument("model", help="checkpoint (.pt or run folder) or export folder")
+    pr.add_argument("input", help="CoNLL-U, column file, or one sentence of tokens per line")
+    pr.add_argument("--output", help="output file (default: stdout)")
+    _data_flags(pr)
+    pr.set_defaults(func=cmd_predict)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (DataFormatError, ArtifactError, FileNotFoundError, ValueError) as err:
+        print(f"tagger {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

