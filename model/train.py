@@ -170,7 +170,7 @@ def _train_epoch(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.clip)
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
             batches += 1
             bar.update(int(batch.lengths.sum()))
             bar.set_postfix(loss=f"{total / batches:.4f}")

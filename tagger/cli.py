@@ -124,6 +124,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.server import serve
+    from service.settings import Settings
+
+    flags = {"models": args.models, "host": args.host, "port": args.port, "default_model": args.default_model}
+    serve(Settings(**{k: v for k, v in flags.items() if v is not None}))
+    return 0
+
+
 def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["auto", "conllu", "conll", "tokens"], help="input format (default: auto)")
     parser.add_argument("--tag-field", dest="tag_field", choices=["upos", "xpos"], help="CoNLL-U tag column")
@@ -161,6 +170,13 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", help="output file (default: stdout)")
     _data_flags(pr)
     pr.set_defaults(func=cmd_predict)
+
+    sv = sub.add_parser("serve", help="serve export folders over HTTP (settings also from TAGGER_* variables)")
+    sv.add_argument("--models", help="folder of export folders (default: the shipped exports/)")
+    sv.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="port (default 8000)")
+    sv.add_argument("--default-model", dest="default_model", help="model behind POST /v1/tag (default en-upos)")
+    sv.set_defaults(func=cmd_serve)
     return root
 
 

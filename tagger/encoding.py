@@ -86,6 +86,37 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """One sentence's ids before padding (what the service queues per sentence)."""
+
+    words: np.ndarray  # (n,) int64
+    cases: np.ndarray  # (n,) int64
+    chars: list[list[int]]  # n lists of character ids
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+def pad(sentences: Sequence[Encoded]) -> Batch:
+    """Pad encoded sentences into one batch, as wide as its longest sentence and token."""
+    if not sentences:
+        raise ValueError("cannot pad an empty batch")
+    lengths = np.array([len(s) for s in sentences], dtype=np.int64)
+    width = max(max((len(c) for c in s.chars), default=1) for s in sentences)
+    b, t = len(sentences), int(lengths.max())
+    words = np.zeros((b, t), dtype=np.int64)
+    cases = np.zeros((b, t), dtype=np.int64)
+    chars = np.zeros((b, t, max(width, 1)), dtype=np.int64)
+    for i, sentence in enumerate(sentences):
+        n = len(sentence)
+        words[i, :n] = sentence.words
+        cases[i, :n] = sentence.cases
+        for j, ids in enumerate(sentence.chars):
+            chars[i, j, : len(ids)] = ids
+    return Batch(words=words, cases=cases, chars=chars, lengths=lengths)
+
+
+@dataclass(frozen=True)
 class Vocab:
     """Word, character and tag inventories, plus the character cap per token.
 
@@ -131,30 +162,28 @@ class Vocab:
         index = self._char_index
         return [index.get(ch, UNK) for ch in token]
 
+    def encode_sentence(self, tokens: Sequence[str]) -> Encoded:
+        """Ids of one sentence, ready to be padded into a batch with others by `pad`."""
+        if not tokens:
+            raise ValueError("cannot encode a sentence with no tokens")
+        return Encoded(
+            words=np.array([self.word_id(tok) for tok in tokens], dtype=np.int64),
+            cases=np.array([casing(tok) for tok in tokens], dtype=np.int64),
+            chars=[self.char_ids(tok) for tok in tokens],
+        )
+
     def encode(self, sentences: Sequence[Sequence[str]]) -> Batch:
-        """Pad a batch of tokenized sentences into arrays.
+        """Encode and pad a batch of tokenized sentences.
 
         Example: [["The", "cat"], ["Hi"]] -> words (2, 2), chars (2, 2, 3),
         lengths [2, 1]. Empty sentences are refused: the graph needs >= 1 token.
         """
         if not sentences:
             raise ValueError("cannot encode an empty batch")
-        lengths = np.array([len(s) for s in sentences], dtype=np.int64)
-        if lengths.min() < 1:
-            raise ValueError(f"sentence {int(lengths.argmin())} has no tokens")
-        char_lists = [[self.char_ids(tok) for tok in s] for s in sentences]
-        width = max(max(len(c) for c in cs) for cs in char_lists)
-        b, t = len(sentences), int(lengths.max())
-        words = np.zeros((b, t), dtype=np.int64)
-        cases = np.zeros((b, t), dtype=np.int64)
-        chars = np.zeros((b, t, max(width, 1)), dtype=np.int64)
         for i, sentence in enumerate(sentences):
-            n = len(sentence)
-            words[i, :n] = [self.word_id(tok) for tok in sentence]
-            cases[i, :n] = [casing(tok) for tok in sentence]
-            for j, ids in enumerate(char_lists[i]):
-                chars[i, j, : len(ids)] = ids
-        return Batch(words=words, cases=cases, chars=chars, lengths=lengths)
+            if not sentence:
+                raise ValueError(f"sentence {i} has no tokens")
+        return pad([self.encode_sentence(s) for s in sentences])
 
     def tag_ids(self, tags: Sequence[str]) -> list[int]:
         """Ids of gold tags; an unknown tag is an error, never silently remapped."""

@@ -68,3 +68,19 @@ def tiny_export(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = tmp_path_factory.mktemp("exports") / "tiny"
     export(tiny_run, out)
     return out
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (marked anyio) run on asyncio, like the service."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tiny_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding the tiny export, as `tagger serve --models` expects."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("models")
+    shutil.copytree(tiny_export, folder / "tiny")
+    return folder

@@ -1,0 +1,255 @@
+"""Load benchmark: the service under single-sentence requests, against its own ceilings.
+
+    python benchmarks/load.py [--seconds 10] [--concurrency 1 16 64] [--out benchmarks/results]
+
+Starts `tagger serve` on 127.0.0.1 and drives it with wrk (Debian package `wrk`;
+C, one thread, so the load generator takes little of the 2 cores) sending
+single-sentence requests drawn from the EWT dev set. Each run is bounded in
+time (`--seconds`) and so in requests. In the same run it measures:
+
+- batching on (the service as shipped) at each concurrency;
+- batching off (TAGGER_BATCHING=false: every sentence alone, batch size 1);
+- an echo endpoint on the same stack (parse + validate + serialize, no model):
+  the HTTP + JSON ceiling;
+- the raw ONNX Runtime ceiling: length-sorted batches of 32, in-process, same
+  model and threads, no HTTP.
+
+Writes load.json, load.md and load.png to --out, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.runtime import load_runtime  # noqa: E402
+from tagger.readers import read_conllu  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
+
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, bodies[(counter %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    'RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "non2xx": %%d, "p50": %%f, "p95": %%f, "p99": %%f}\\n',
+    summary.requests, summary.duration / 1e6, errors, summary.errors.status,
+    latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(models: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    environment = {**os.environ, **env}
+    tagger = [sys.executable, "-m", "tagger.cli", "serve", "--models", str(models), "--port", str(port)]
+    process = subprocess.Popen(tagger, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("server did not become ready in 120 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sums of the batch histograms from /metrics (to diff before/after a run)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for name in ("tagger_batch_padding_ratio_sum", "tagger_batch_padding_ratio_count", "tagger_batch_sentences_sum"):
+        out[name] = sum(float(m) for m in re.findall(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M))
+    return out
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    match = re.search(r"^RESULT (\{.*\})$", output, re.M)
+    if not match:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    result: dict[str, Any] = json.loads(match.group(1))
+    return result
+
+
+def measure(
+    name: str, url: str, port: int, script: Path, words: float, levels: list[int], seconds: float
+) -> list[dict[str, Any]]:
+    rows = []
+    for connections in levels:
+        wrk(url, script, connections, min(2.0, seconds))  # warm the connections and the caches
+        before = scrape(port) if name != "echo" else {}
+        result = wrk(url, script, connections, seconds)
+        rps = result["requests"] / result["seconds"]
+        row = {"mode": name, "concurrency": connections, "requests_per_s": rps, "words_per_s": rps * words, **result}
+        if before:
+            after = scrape(port)
+            batches = after["tagger_batch_padding_ratio_count"] - before["tagger_batch_padding_ratio_count"]
+            padding = after["tagger_batch_padding_ratio_sum"] - before["tagger_batch_padding_ratio_sum"]
+            sentences = after["tagger_batch_sentences_sum"] - before["tagger_batch_sentences_sum"]
+            row |= {"mean_padding_ratio": padding / batches if batches else 0.0, "mean_batch": sentences / batches}
+        print(
+            f"  {name:>8} c={connections:<3} {rps:8.0f} req/s  p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms"
+        )
+        rows.append(row)
+    return rows
+
+
+def onnx_ceiling(models: Path, model: str, sentences: list[tuple[str, ...]], threads: int) -> float:
+    """Words/s of ONNX Runtime alone on length-sorted batches of 32 (encoding included)."""
+    runtime = load_runtime(models / model, intra_threads=threads)
+    runtime.score_sentences(sentences[:256], batch_size=32)  # warm up
+    started = time.perf_counter()
+    runtime.score_sentences(sentences, batch_size=32)
+    return sum(len(s) for s in sentences) / (time.perf_counter() - started)
+
+
+def table(rows: list[dict[str, Any]], ceiling: float) -> str:
+    lines = [
+        "| mode | concurrency | requests/s | words/s | p50 ms | p95 ms | p99 ms | mean batch | padding | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        batch = f"{r['mean_batch']:.1f}" if "mean_batch" in r else "-"
+        padding = f"{100 * r['mean_padding_ratio']:.1f}%" if "mean_padding_ratio" in r else "-"
+        lines.append(
+            f"| {r['mode']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['words_per_s']:.0f} | "
+            f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {batch} | {padding} | {r['non2xx']} |"
+        )
+    lines.append(f"| onnxruntime, in-process, sorted batches of 32 | - | - | {ceiling:.0f} | - | - | - | 32 | - | - |")
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    def at(mode: str, c: int) -> dict[str, Any]:
+        return next(r for r in rows if r["mode"] == mode and r["concurrency"] == c)
+
+    top, low = max(r["concurrency"] for r in rows), min(r["concurrency"] for r in rows)
+    return {
+        f"words/s batching on / off at c={top}": at("batching", top)["words_per_s"]
+        / at("no-batch", top)["words_per_s"],
+        f"words/s batching on / echo at c={top}": at("batching", top)["words_per_s"] / at("echo", top)["words_per_s"],
+        f"p50 batching on / off at c={low}": at("batching", low)["p50"] / at("no-batch", low)["p50"],
+        f"mean padding ratio at c={top}": at("batching", top)["mean_padding_ratio"],
+    }
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for mode in ("batching", "no-batch", "echo"):
+        mine = [r for r in rows if r["mode"] == mode]
+        levels = [r["concurrency"] for r in mine]
+        left.plot(levels, [r["words_per_s"] for r in mine], "o-", label=mode)
+        right.plot(levels, [r["p99"] for r in mine], "o-", label=mode)
+    for axis, label in ((left, "words/s"), (right, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent connections")
+        axis.set_ylabel(label)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, default=ROOT / "exports")
+    parser.add_argument("--model", default="en-upos")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = per core)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+
+    sentences = [s.tokens for s in read_conllu(DEV)]
+    words = sum(len(s) for s in sentences) / len(sentences)
+    work = Path(tempfile.mkdtemp(prefix="tagger-bench-"))
+    bodies = work / "bodies.jsonl"
+    bodies.write_text("".join(json.dumps({"sentences": [list(s)]}) + "\n" for s in sentences), encoding="utf-8")
+    script = work / "requests.lua"
+    script.write_text(WRK_SCRIPT % {"bodies": bodies}, encoding="utf-8")
+    base = {"TAGGER_DEFAULT_MODEL": args.model, "TAGGER_INTRA_THREADS": str(args.threads)}
+    modes = [
+        ("batching", "/v1/tag", {}),
+        ("no-batch", "/v1/tag", {"TAGGER_BATCHING": "false"}),
+        ("echo", "/v1/echo", {"TAGGER_ECHO_ENDPOINT": "true", "TAGGER_WARMUP": "false"}),
+    ]
+    rows: list[dict[str, Any]] = []
+    for name, path, env in modes:
+        port = free_port()
+        print(f"{name}: starting the service on 127.0.0.1:{port}")
+        process = start_server(args.models, port, {**base, **env})
+        try:
+            rows += measure(name, f"http://127.0.0.1:{port}{path}", port, script, words, args.concurrency, args.seconds)
+        finally:
+            stop_server(process)
+    ceiling = onnx_ceiling(args.models, args.model, sentences, args.threads)
+    summary = ratios(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "words_per_request": words,
+        "seconds_per_run": args.seconds,
+        "rows": rows,
+        "onnx_ceiling_words_per_s": ceiling,
+    }
+    (args.out / "load.json").write_text(json.dumps({**report, "ratios": summary}, indent=1) + "\n")
+    markdown = table(rows, ceiling) + "\n\n" + "\n".join(f"- {k}: {v:.2f}" for k, v in summary.items()) + "\n"
+    (args.out / "load.md").write_text(markdown)
+    plot(rows, args.out / "load.png")
+    print(markdown)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

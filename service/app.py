@@ -1,0 +1,72 @@
+"""The FastAPI application: models loaded and verified once, batchers run in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import (
+    ApiError,
+    handle_api_error,
+    handle_http_error,
+    handle_unexpected,
+    handle_validation_error,
+)
+from service.metrics import create_metrics
+from service.middleware import RequestGuard, RequestMetrics
+from service.registry import load_models, warm_up
+from service.routes import AppState, echo_router, router
+from service.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Load and verify every model now (errors stop start-up); serve once the lifespan starts."""
+    metrics = create_metrics()
+    state = AppState(settings=settings, metrics=metrics, models=load_models(settings, metrics))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for served in state.models.values():
+            served.batcher.start()
+        task = asyncio.create_task(_warm(state))
+        state.background.add(task)
+        task.add_done_callback(state.background.discard)
+        yield
+        state.draining, state.ready = True, False
+        await asyncio.gather(*(served.batcher.drain() for served in state.models.values()))
+
+    app = FastAPI(
+        title="tagger",
+        summary="BiLSTM sequence tagging (POS, NER) on ONNX Runtime",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.tagger = state
+    app.include_router(router)
+    if settings.echo_endpoint:
+        app.include_router(echo_router)
+    app.add_exception_handler(ApiError, handle_api_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMetrics,
+        metrics=metrics,
+        routes=[*router.routes, *echo_router.routes],  # matched for requests refused before routing
+        models=lambda: set(state.models),
+        default_model=settings.default_model,
+    )
+    return app
+
+
+async def _warm(state: AppState) -> None:
+    if state.settings.warmup:
+        for served in state.models.values():
+            await warm_up(served)
+    state.ready = True

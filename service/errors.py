@@ -1,0 +1,85 @@
+"""API errors: every refusal is a JSON body naming the field and the limit, and is counted.
+
+{"error": {"status": 422, "reason": "too_many_tokens", "field": "sentences[3]",
+           "message": "sentences[3] has 600 tokens; the limit is 512 (TAGGER_MAX_TOKENS)"}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.schemas import ErrorDetail, ErrorResponse
+
+logger = logging.getLogger("tagger")
+
+
+class ApiError(Exception):
+    """A refusal raised where it is detected; turned into an `ErrorResponse`."""
+
+    def __init__(
+        self, status: int, reason: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.detail = ErrorDetail(status=status, reason=reason, message=message, field=field)
+        self.headers = headers
+
+
+def error_response(detail: ErrorDetail, headers: dict[str, str] | None = None) -> JSONResponse:
+    response = JSONResponse(ErrorResponse(error=detail).model_dump(exclude_none=True), detail.status, headers)
+    response.headers["x-tagger-reason"] = detail.reason  # read by the metrics middleware
+    return response
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """("body", "sentences", 0, 2) -> "sentences[0][2]"."""
+    path = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.detail, exc.headers)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Pydantic's errors, reworded: the first one names the field; JSON syntax and UTF-8 are 400."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        cause = first.get("ctx", {}).get("error", "invalid JSON")
+        return error_response(
+            ErrorDetail(status=400, reason="invalid_json", message=f"body is not valid JSON: {cause}")
+        )
+    field = field_path(tuple(first.get("loc", ())))
+    message = f"{field}: {first.get('msg', 'invalid')}"
+    if kind == "extra_forbidden":
+        message = f"{field}: unknown field; allowed: sentences, texts, scores, top_k"
+    if len(exc.errors()) > 1:
+        message += f" (and {len(exc.errors()) - 1} more problems)"
+    return error_response(ErrorDetail(status=422, reason="invalid_request", message=message, field=field))
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals (404 route, 405 method) in the same shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    reasons = {404: "not_found", 405: "method_not_allowed"}
+    detail = ErrorDetail(
+        status=exc.status_code, reason=reasons.get(exc.status_code, "http_error"), message=str(exc.detail)
+    )
+    return error_response(detail, dict(exc.headers) if exc.headers else None)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug, not a refusal: logged with its traceback, answered without one."""
+    logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    detail = ErrorDetail(status=500, reason="internal_error", message="internal error; the server log has details")
+    return error_response(detail)

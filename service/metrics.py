@@ -1,0 +1,100 @@
+"""Prometheus metrics of one service process, in a registry of its own.
+
+One process per container, by design (see the README): the batcher only helps
+when every request of a replica shares one queue, so replicas scale by
+containers, not by worker processes, and each process's /metrics is the whole
+truth about it; no multiprocess mode is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+TOKEN_BUCKETS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+RATIO_BUCKETS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    request_latency: Histogram
+    queue_wait: Histogram
+    inference_time: Histogram
+    sentence_latency: Histogram
+    batch_sentences: Histogram
+    batch_tokens: Histogram
+    padding_ratio: Histogram
+    queue_depth: Gauge
+    tokens: Counter
+    sentences: Counter
+    rejections: Counter
+    model_info: Info
+
+
+def create_metrics() -> Metrics:
+    """All metrics, registered in a fresh registry with process and platform collectors."""
+    r = CollectorRegistry()
+    ProcessCollector(registry=r)
+    PlatformCollector(registry=r)
+    by_model = ["model"]
+    return Metrics(
+        registry=r,
+        requests=Counter(
+            "tagger_requests", "HTTP requests by route, model and status", ["route", "model", "status"], registry=r
+        ),
+        request_latency=Histogram(
+            "tagger_request_seconds",
+            "HTTP request latency by route, model and status",
+            ["route", "model", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ),
+        queue_wait=Histogram(
+            "tagger_queue_wait_seconds",
+            "time a sentence waited for its batch",
+            by_model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ),
+        inference_time=Histogram(
+            "tagger_inference_seconds", "ONNX Runtime time per batch", by_model, buckets=LATENCY_BUCKETS, registry=r
+        ),
+        sentence_latency=Histogram(
+            "tagger_sentence_seconds",
+            "per sentence, enqueue to result",
+            by_model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ),
+        batch_sentences=Histogram(
+            "tagger_batch_sentences", "sentences per batch", by_model, buckets=BATCH_BUCKETS, registry=r
+        ),
+        batch_tokens=Histogram(
+            "tagger_batch_tokens", "padded tokens per batch", by_model, buckets=TOKEN_BUCKETS, registry=r
+        ),
+        padding_ratio=Histogram(
+            "tagger_batch_padding_ratio",
+            "share of a batch's padded token slots that are padding",
+            by_model,
+            buckets=RATIO_BUCKETS,
+            registry=r,
+        ),
+        queue_depth=Gauge("tagger_queue_depth", "sentences waiting for a batch", by_model, registry=r),
+        tokens=Counter("tagger_tokens", "tokens tagged", by_model, registry=r),
+        sentences=Counter("tagger_sentences", "sentences tagged", by_model, registry=r),
+        rejections=Counter("tagger_rejections", "refused requests by reason", ["reason"], registry=r),
+        model_info=Info("tagger_model", "served models", ["model"], registry=r),
+    )

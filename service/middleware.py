@@ -1,0 +1,147 @@
+"""ASGI middleware: the guard in front of the JSON parser, and request metrics around everything.
+
+The guard reads a POST body once, bounded by `max_body_bytes`, and refuses it
+before any parsing when it is too large (413), not JSON (415) or not UTF-8
+(400); the app then reads the same bytes from memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import error_response
+from service.metrics import Metrics
+from service.schemas import ErrorDetail
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._check_headers(headers)
+        body = b""
+        if refusal is None:
+            body, refusal = await self._read(receive)
+        if refusal is not None:
+            await error_response(refusal)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for a disconnect, as the client sends it
+
+        await self.app(scope, replay, send)
+
+    def _check_headers(self, headers: dict[str, str]) -> ErrorDetail | None:
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            shown = media or "none"
+            return ErrorDetail(
+                status=415,
+                reason="unsupported_media_type",
+                message=f"content-type must be application/json, got {shown}",
+            )
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return self._too_large(int(length))
+        return None
+
+    async def _read(self, receive: Receive) -> tuple[bytes, ErrorDetail | None]:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"", ErrorDetail(status=400, reason="client_disconnected", message="client left mid-body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return b"", self._too_large(size)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return b"", ErrorDetail(
+                status=400, reason="invalid_utf8", message=f"body is not valid UTF-8 (byte offset {err.start})"
+            )
+        return body, None
+
+    def _too_large(self, size: int) -> ErrorDetail:
+        return ErrorDetail(
+            status=413,
+            reason="body_too_large",
+            message=f"body has {size} bytes or more; the limit is {self.max_body_bytes} (TAGGER_MAX_BODY_BYTES)",
+        )
+
+
+class RequestMetrics:
+    """Count and time every request by route template, model and status; count refusals by reason."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        routes: Sequence[BaseRoute],
+        models: Callable[[], set[str]],
+        default_model: str,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+        self.models = models
+        self.default_model = default_model
+
+    def _route(self, scope: Scope) -> tuple[str, dict[str, str]]:
+        """The matched route template and path parameters, also for requests refused before routing."""
+        if "route" in scope:
+            return getattr(scope["route"], "path", "unmatched"), scope.get("path_params", {})
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match == Match.FULL:
+                return getattr(route, "path", "unmatched"), child.get("path_params", {})
+        return "unmatched", {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, reason = 500, ""
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status, reason
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for key, value in message.get("headers", []):
+                    if key == b"x-tagger-reason":
+                        reason = value.decode("latin-1")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            path, params = self._route(scope)
+            model = params.get("model", self.default_model if path == "/v1/tag" else "")
+            if model and model not in self.models():
+                model = "unknown"
+            labels = (path, model, str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.request_latency.labels(*labels).observe(time.perf_counter() - started)
+            if status >= 400:
+                self.metrics.rejections.labels(reason or f"http_{status}").inc()

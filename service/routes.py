@@ -1,0 +1,170 @@
+"""HTTP routes: tagging, model information, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.batcher import DeadlineExceeded, Draining, QueueFull
+from service.errors import ApiError
+from service.metrics import Metrics
+from service.registry import Served
+from service.schemas import ErrorResponse, Limits, ModelInfo, ModelList, TagRequest, TagResponse
+from service.settings import Settings
+from service.tagging import prepare, result
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    metrics: Metrics
+    models: dict[str, Served]
+    ready: bool = False
+    draining: bool = False
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.tagger
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503, 504)
+}
+router = APIRouter()
+
+
+def _served(state: AppState, name: str) -> Served:
+    served = state.models.get(name)
+    if served is None:
+        raise ApiError(404, "unknown_model", f"model {name!r} is not served; served: {sorted(state.models)}", "model")
+    return served
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _results(futures: Sequence[asyncio.Future[np.ndarray]], request: Request, timeout: float) -> list[np.ndarray]:
+    """Wait for every sentence's scores; give up (and free the queue) on deadline or disconnect."""
+    gathered: asyncio.Future[Any] = asyncio.gather(*futures)
+    disconnect: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({gathered, disconnect}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        disconnect.cancel()
+    if gathered in done:
+        try:
+            return list(gathered.result())
+        except DeadlineExceeded:
+            pass
+    else:
+        gathered.cancel()  # queued sentences of this request are dropped before they run
+        if disconnect in done:
+            raise ApiError(499, "client_disconnected", "the client closed the connection before its result")
+    raise ApiError(504, "deadline_exceeded", f"no result within {timeout:g} s (TAGGER_REQUEST_TIMEOUT_S)")
+
+
+async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -> TagResponse:
+    served = _served(state, name)
+    settings = state.settings
+    prepared = prepare(body, served.runtime.vocab, settings)
+    try:
+        futures = served.batcher.submit(prepared.encoded, time.perf_counter() + settings.request_timeout_s)
+    except QueueFull as err:
+        raise ApiError(503, "queue_full", str(err), headers={"Retry-After": "1"}) from None
+    except Draining as err:
+        raise ApiError(503, "draining", str(err), headers={"Retry-After": "5"}) from None
+    scores = await _results(futures, request, settings.request_timeout_s)
+    tagset = served.runtime.vocab.tags
+    offsets = prepared.offsets or [None] * len(scores)  # type: ignore[list-item]
+    return TagResponse(
+        model=name,
+        version=served.version,
+        results=[result(t, s, tagset, body, o) for t, s, o in zip(prepared.tokens, scores, offsets, strict=True)],
+    )
+
+
+@router.post("/v1/models/{model}/tag", response_model_exclude_none=True, responses=ERRORS)
+async def tag_with(model: str, body: TagRequest, request: Request, state: StateDep) -> TagResponse:
+    """Tag sentences (token lists) or texts with the named model."""
+    return await _tag(state, model, body, request)
+
+
+@router.post("/v1/tag", response_model_exclude_none=True, responses=ERRORS)
+async def tag(body: TagRequest, request: Request, state: StateDep) -> TagResponse:
+    """Tag sentences or texts with the default model."""
+    return await _tag(state, state.settings.default_model, body, request)
+
+
+def _info(served: Served, settings: Settings) -> ModelInfo:
+    metadata = served.runtime.metadata
+    headline = ("sentences", "tokens", "accuracy", "precision", "recall", "f1")
+    return ModelInfo(
+        name=metadata.name,
+        version=served.version,
+        task=metadata.task,
+        scheme=metadata.scheme,
+        tags=metadata.tags,
+        scores={split: {k: v for k, v in report.items() if k in headline} for split, report in metadata.scores.items()},
+        sha256=metadata.files["model.onnx"],
+        exported_at=metadata.exported_at,
+        limits=Limits(**settings.model_dump(include=set(Limits.model_fields))),
+    )
+
+
+@router.get("/v1/models")
+async def list_models(state: StateDep) -> ModelList:
+    """Every served model, with its tag set, scores and request limits."""
+    models = [_info(s, state.settings) for s in state.models.values()]
+    return ModelList(default=state.settings.default_model, models=models)
+
+
+@router.get("/v1/models/{model}", responses={404: {"model": ErrorResponse}})
+async def model_info(model: str, state: StateDep) -> ModelInfo:
+    """One model's name, version, task, tag set, scheme, scores, sha256 and limits."""
+    return _info(_served(state, model), state.settings)
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    """200 once every model is loaded and warmed up; 503 before that and while draining."""
+    if state.draining:
+        return JSONResponse({"status": "draining"}, 503)
+    if not state.ready:
+        return JSONResponse({"status": "warming up"}, 503)
+    return JSONResponse({"status": "ready", "models": sorted(state.models)})
+
+
+@router.get("/metrics")
+async def metrics(state: StateDep) -> Response:
+    """Prometheus text format."""
+    for name, served in state.models.items():
+        state.metrics.queue_depth.labels(name).set(served.batcher.depth)
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+echo_router = APIRouter()
+
+
+@echo_router.post("/v1/echo", include_in_schema=False)
+async def echo(body: TagRequest) -> dict[str, Any]:
+    """The HTTP + JSON ceiling for benchmarks (only mounted with TAGGER_ECHO_ENDPOINT=true)."""
+    return body.model_dump(exclude_none=True)

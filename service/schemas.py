@@ -1,0 +1,108 @@
+"""Request and response bodies of the HTTP API.
+
+Structure is checked here (types, unknown fields, empty lists); the limits
+that operators configure are checked by `service.limits`, which knows the
+settings. Strict types: a number where a token belongs is an error, not "3".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+
+class TagRequest(BaseModel):
+    """Either pre-tokenized `sentences` or raw `texts`, never both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"sentences": [["The", "cat", "sat", "."]], "scores": True},
+                {"texts": ["I don't like green eggs."], "top_k": 2},
+            ]
+        },
+    )
+
+    sentences: Annotated[list[list[StrictStr]], Field(min_length=1)] | None = Field(
+        None, description="pre-tokenized sentences, one list of tokens each"
+    )
+    texts: Annotated[list[StrictStr], Field(min_length=1)] | None = Field(
+        None, description="raw texts, tokenized by the built-in UD/PTB-style tokenizer"
+    )
+    scores: StrictBool = Field(False, description="add the probability of each chosen tag")
+    top_k: StrictInt = Field(0, ge=0, description="add the k most probable tags per token")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> TagRequest:
+        if (self.sentences is None) == (self.texts is None):
+            raise ValueError("give exactly one of 'sentences' (token lists) or 'texts' (strings)")
+        return self
+
+
+class TagScore(BaseModel):
+    tag: str
+    probability: float
+
+
+class Span(BaseModel):
+    label: str
+    start: int = Field(description="first token index")
+    end: int = Field(description="token index after the last token")
+    text: str
+    start_char: int | None = None
+    end_char: int | None = None
+    score: float
+
+
+class TagResult(BaseModel):
+    tokens: list[str]
+    tags: list[str]
+    scores: list[float] | None = None
+    top_k: list[list[TagScore]] | None = None
+    offsets: list[tuple[int, int]] | None = Field(None, description="[start, end) character offsets into the text")
+    spans: list[Span] | None = None
+
+
+class TagResponse(BaseModel):
+    model: str
+    version: str
+    results: list[TagResult]
+
+
+class Limits(BaseModel):
+    max_sentences: int
+    max_tokens: int
+    max_token_chars: int
+    max_text_chars: int
+    max_body_bytes: int
+    max_top_k: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    task: str
+    scheme: str | None
+    tags: list[str]
+    scores: dict[str, Any]
+    sha256: str
+    exported_at: str
+    limits: Limits
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelInfo]
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    reason: str = Field(description="machine-readable cause, the `reason` label of tagger_rejections")
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

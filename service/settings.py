@@ -1,0 +1,58 @@
+"""Service settings: one typed object, built once at start-up from flags, then environment.
+
+Every field can be set as `TAGGER_<FIELD>` (e.g. `TAGGER_MAX_BATCH_TOKENS=4096`);
+`tagger serve` flags win over the environment. Validators refuse values that
+would make the service unsafe or useless, at start-up rather than under load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODELS = Path(__file__).resolve().parents[1] / "exports"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAGGER_", frozen=True, extra="forbid")
+
+    # where and what to serve
+    models: Path = Field(DEFAULT_MODELS, description="folder of export folders; each subfolder is one model")
+    default_model: str = Field("en-upos", description="model behind POST /v1/tag")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    # request limits (each refusal names the limit and its setting)
+    max_sentences: int = Field(256, ge=1, description="sentences (or texts) per request")
+    max_tokens: int = Field(512, ge=1, description="tokens per sentence")
+    max_token_chars: int = Field(100, ge=1, description="characters per token")
+    max_text_chars: int = Field(20_000, ge=1, description="characters per text")
+    max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size (413 above)")
+    max_top_k: int = Field(10, ge=1, description="largest top_k a request may ask for")
+
+    # dynamic batching
+    batching: bool = Field(True, description="false: every sentence runs alone (batch size 1)")
+    max_batch_sentences: int = Field(64, ge=1, description="sentences per batch")
+    max_batch_tokens: int = Field(4096, ge=1, description="padded tokens (sentences x longest) per batch")
+    max_wait_ms: float = Field(0.0, ge=0.0, le=1000.0, description="extra wait to fill a batch; 0 = none")
+    queue_size: int = Field(4096, ge=1, description="sentences waiting per model before 503")
+    request_timeout_s: float = Field(10.0, gt=0.0, description="deadline per request before 504")
+
+    # ONNX Runtime
+    intra_threads: int = Field(0, ge=0, description="threads per inference; 0 = one per core")
+    inference_workers: int = Field(1, ge=1, description="batches run at the same time per model")
+    warmup: bool = Field(True, description="run a grid of batch shapes before /readyz turns ready")
+
+    # benchmarking
+    echo_endpoint: bool = Field(False, description="mount POST /v1/echo (parses and returns a request; no model)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.max_batch_tokens < self.max_tokens:
+            raise ValueError(
+                f"max_batch_tokens ({self.max_batch_tokens}) must be >= max_tokens ({self.max_tokens}): "
+                "a sentence at the token limit must fit in a batch"
+            )
+        return self

@@ -1,0 +1,106 @@
+"""The request path between HTTP and the batcher: limits, tokenizing, encoding, decoding.
+
+Everything here is checked before anything is queued, so a refused request
+costs the batch nothing and never shares a batch with anyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.errors import ApiError
+from service.schemas import TagRequest, TagResult, TagScore
+from service.settings import Settings
+from tagger.decoding import decode
+from tagger.encoding import Encoded, Vocab
+from tagger.tokenizer import tokenize
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request's sentences, ready to queue, with what the response needs to point back."""
+
+    tokens: list[list[str]]
+    offsets: list[list[tuple[int, int]]] | None  # per sentence, when the input was text
+    encoded: list[Encoded]
+
+
+def _too_many(field: str, what: str, count: int, limit: int, setting: str) -> ApiError:
+    return ApiError(
+        422,
+        f"too_many_{what.replace(' ', '_')}",
+        f"{field} has {count} {what}; the limit is {limit} ({setting})",
+        field,
+    )
+
+
+def _check_tokens(field: str, tokens: list[str], settings: Settings) -> None:
+    if len(tokens) > settings.max_tokens:
+        raise _too_many(field, "tokens", len(tokens), settings.max_tokens, "TAGGER_MAX_TOKENS")
+    for j, token in enumerate(tokens):
+        if not token.strip():
+            raise ApiError(422, "empty_token", f"{field}[{j}] is an empty or blank token", f"{field}[{j}]")
+        if len(token) > settings.max_token_chars:
+            raise _too_many(
+                f"{field}[{j}]", "characters", len(token), settings.max_token_chars, "TAGGER_MAX_TOKEN_CHARS"
+            )
+
+
+def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
+    """Check the request against the limits, tokenize texts, encode every sentence."""
+    inputs = request.sentences if request.sentences is not None else request.texts
+    assert inputs is not None
+    name = "sentences" if request.sentences is not None else "texts"
+    if len(inputs) > settings.max_sentences:
+        raise _too_many(name, "items", len(inputs), settings.max_sentences, "TAGGER_MAX_SENTENCES")
+    if request.top_k > settings.max_top_k:
+        raise ApiError(
+            422,
+            "top_k_too_large",
+            f"top_k is {request.top_k}; the limit is {settings.max_top_k} (TAGGER_MAX_TOP_K)",
+            "top_k",
+        )
+    offsets: list[list[tuple[int, int]]] | None = None
+    if request.sentences is not None:
+        tokens = request.sentences
+        for i, sentence in enumerate(tokens):
+            if not sentence:
+                raise ApiError(422, "empty_sentence", f"sentences[{i}] has no tokens", f"sentences[{i}]")
+            _check_tokens(f"sentences[{i}]", sentence, settings)
+    else:
+        assert request.texts is not None
+        tokens, offsets = [], []
+        for i, text in enumerate(request.texts):
+            if len(text) > settings.max_text_chars:
+                raise _too_many(
+                    f"texts[{i}]", "characters", len(text), settings.max_text_chars, "TAGGER_MAX_TEXT_CHARS"
+                )
+            found = tokenize(text)
+            if not found:
+                raise ApiError(422, "empty_text", f"texts[{i}] has no tokens (empty or only whitespace)", f"texts[{i}]")
+            tokens.append([t.text for t in found])
+            offsets.append([(t.start, t.end) for t in found])
+            _check_tokens(f"texts[{i}]", tokens[-1], settings)
+    return Prepared(tokens=tokens, offsets=offsets, encoded=[vocab.encode_sentence(s) for s in tokens])
+
+
+def result(
+    tokens: list[str],
+    scores: np.ndarray,
+    tagset: tuple[str, ...],
+    request: TagRequest,
+    offsets: list[tuple[int, int]] | None,
+) -> TagResult:
+    """One sentence's response entry from its scores (n, K)."""
+    decoded = decode(scores, tagset, top_k=request.top_k)
+    return TagResult(
+        tokens=tokens,
+        tags=decoded.tags,
+        scores=[round(float(p), 6) for p in decoded.probs] if request.scores else None,
+        top_k=[[TagScore(tag=t, probability=round(p, 6)) for t, p in best] for best in decoded.top_k]
+        if request.top_k
+        else None,
+        offsets=offsets,
+    )

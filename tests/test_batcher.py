@@ -1,0 +1,156 @@
+"""The batcher on its own: how it packs batches, and what happens to work nobody waits for."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from service.batcher import Batcher, BatchLimits, DeadlineExceeded, Draining, QueueFull, _Item, choose
+from service.metrics import create_metrics
+from tagger.encoding import Batch, Encoded
+
+pytestmark = pytest.mark.anyio
+
+
+def sentence(n: int, first: int = 2) -> Encoded:
+    words = np.arange(first, first + n, dtype=np.int64)
+    return Encoded(words=words, cases=np.ones(n, dtype=np.int64), chars=[[2, 3]] * n)
+
+
+class Recorder:
+    """A fake model: scores are the word ids, so every row can be traced back to its sentence."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[list[int]] = []
+        self.delay = delay
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        time.sleep(self.delay)
+        self.batches.append(batch.lengths.tolist())
+        return batch.words[:, :, None].astype(np.float32)  # (B, T, 1)
+
+
+def items(lengths: list[int]) -> list[_Item]:
+    loop = asyncio.new_event_loop()
+    try:
+        return [_Item(sentence(n), loop.create_future(), 0.0, 1e9) for n in lengths]
+    finally:
+        loop.close()
+
+
+def test_choose_keeps_the_oldest_and_packs_similar_lengths() -> None:
+    chosen = choose(items([10, 3, 11, 50]), BatchLimits(max_tokens=40))
+    assert [it.length for it in chosen] == [10, 11, 3]
+
+
+def test_choose_respects_the_batch_size() -> None:
+    chosen = choose(items([5] * 10), BatchLimits(max_sentences=4))
+    assert len(chosen) == 4
+
+
+def test_choose_always_takes_the_oldest_even_when_it_alone_fills_the_budget() -> None:
+    chosen = choose(items([100, 1, 1]), BatchLimits(max_tokens=100))
+    assert [it.length for it in chosen] == [100]
+
+
+async def run_batcher(limits: BatchLimits, model: Recorder) -> Batcher:
+    batcher = Batcher("m", model, limits, create_metrics())
+    batcher.start()
+    return batcher
+
+
+async def test_concurrent_requests_share_batches_and_get_their_own_rows() -> None:
+    model = Recorder(delay=0.02)
+    batcher = await run_batcher(BatchLimits(max_sentences=64, max_tokens=4096), model)
+    requests = [[sentence(n, first=100 * i) for n in (3, 5)] for i in range(20)]
+    futures = [batcher.submit(r, time.perf_counter() + 5) for r in requests]
+    results = [await asyncio.gather(*f) for f in futures]
+    for i, (first, second) in enumerate(results):
+        assert first[:, 0].tolist() == [100 * i + k for k in range(3)]
+        assert second[:, 0].tolist() == [100 * i + k for k in range(5)]
+    assert len(model.batches) < 20  # the first runs alone, the rest queue up behind it
+    await batcher.drain()
+
+
+async def test_a_lone_request_runs_at_once_without_a_window() -> None:
+    batcher = await run_batcher(BatchLimits(max_wait=0.0), Recorder())
+    started = time.perf_counter()
+    (future,) = batcher.submit([sentence(4)], time.perf_counter() + 5)
+    await future
+    assert batcher.depth == 0 and time.perf_counter() - started < 1.0  # generous: no fixed window is added
+    await batcher.drain()
+
+
+async def test_a_full_queue_refuses_the_whole_request() -> None:
+    batcher = Batcher("m", Recorder(), BatchLimits(queue_size=3), create_metrics())  # not started: nothing drains
+    batcher.submit([sentence(1), sentence(1)], time.perf_counter() + 5)
+    with pytest.raises(QueueFull, match="the queue holds 3"):
+        batcher.submit([sentence(1), sentence(1)], time.perf_counter() + 5)
+    assert batcher.depth == 2
+
+
+async def test_sentences_past_their_deadline_fail_without_running() -> None:
+    model = Recorder()
+    batcher = Batcher("m", model, BatchLimits(), create_metrics())
+    (late,) = batcher.submit([sentence(2)], deadline=time.perf_counter() - 1)
+    batcher.start()
+    with pytest.raises(DeadlineExceeded):
+        await late
+    assert model.batches == []
+    await batcher.drain()
+
+
+async def test_cancelled_sentences_cost_no_compute() -> None:
+    model = Recorder()
+    batcher = Batcher("m", model, BatchLimits(), create_metrics())
+    gone = batcher.submit([sentence(7)], time.perf_counter() + 5)
+    kept = batcher.submit([sentence(2)], time.perf_counter() + 5)
+    gone[0].cancel()  # the client went away
+    batcher.start()
+    await kept[0]
+    assert model.batches == [[2]]
+    await batcher.drain()
+
+
+async def test_drain_finishes_everything_accepted_then_refuses_new_work() -> None:
+    model = Recorder(delay=0.01)
+    batcher = await run_batcher(BatchLimits(max_sentences=2), model)
+    futures = [f for _ in range(6) for f in batcher.submit([sentence(3)], time.perf_counter() + 5)]
+    await batcher.drain()
+    assert all(f.done() and not f.cancelled() for f in futures)
+    with pytest.raises(Draining):
+        batcher.submit([sentence(1)], time.perf_counter() + 5)
+
+
+async def test_a_failing_batch_fails_its_requests_but_not_the_worker() -> None:
+    calls = 0
+
+    def flaky(batch: Batch) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return batch.words[:, :, None].astype(np.float32)
+
+    batcher = Batcher("m", flaky, BatchLimits(max_sentences=1), create_metrics())
+    batcher.start()
+    (first,) = batcher.submit([sentence(1)], time.perf_counter() + 5)
+    with pytest.raises(RuntimeError, match="boom"):
+        await first
+    (second,) = batcher.submit([sentence(1)], time.perf_counter() + 5)
+    assert (await second).shape == (1, 1)
+    await batcher.drain()
+
+
+async def test_max_wait_lets_a_batch_fill_up() -> None:
+    model = Recorder()
+    batcher = await run_batcher(BatchLimits(max_wait=0.2, max_sentences=4), model)
+    first = batcher.submit([sentence(2)], time.perf_counter() + 5)
+    await asyncio.sleep(0.01)
+    rest = batcher.submit([sentence(2), sentence(2), sentence(2)], time.perf_counter() + 5)
+    await asyncio.gather(*first, *rest)
+    assert model.batches == [[2, 2, 2, 2]]
+    await batcher.drain()

@@ -1,0 +1,129 @@
+"""A real `tagger serve` process: start-up checks, readiness, and a drain on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def post(url: str, body: dict) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def start(models: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    environment = {**os.environ, "TAGGER_DEFAULT_MODEL": "tiny", **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tagger.cli", "serve", "--models", str(models), "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if get(f"{base}/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server never became ready")
+
+
+@pytest.fixture
+def server(models_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    # a slow-ish batcher (10 ms wait) so SIGTERM lands while work is queued
+    process = start(models_dir, port, TAGGER_MAX_WAIT_MS="10")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def test_sigterm_answers_every_accepted_request_then_exits(server: tuple[str, subprocess.Popen[str]]) -> None:
+    base, process = server
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        for _ in range(20):
+            try:
+                status, _ = post(f"{base}/v1/tag", {"sentences": [["The", "cat", "sat"] * (1 + i % 5)]})
+            except OSError:  # refused after the listener closed: never accepted
+                return
+            with lock:
+                statuses.append(status)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(60)
+    assert process.wait(30) == 0
+    assert statuses and all(status in (200, 503) for status in statuses), statuses
+    assert statuses.count(200) >= 8  # real work was answered, not just refused
+
+
+def test_a_corrupt_model_stops_start_up_naming_the_file(models_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir, broken)
+    with open(broken / "tiny" / "model.onnx", "r+b") as f:
+        f.seek(50)
+        f.write(b"garbage")
+    process = start(broken, free_port())
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 2
+    assert "tiny/model.onnx: sha256" in output and "Traceback" not in output
+
+
+def test_a_missing_models_folder_stops_start_up(tmp_path: Path) -> None:
+    process = start(tmp_path / "nowhere", free_port())
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 2 and "nowhere: models folder does not exist" in output
