@@ -12,14 +12,31 @@ from typing import Any
 import torch
 
 from model.config import Config
+from model.crf import CRF
 from model.network import Tagger
+from tagger.decoding import Decoder
 from tagger.encoding import Vocab
+from tagger.schemes import Scheme, is_span_tagset
 
 CHECKPOINT_FORMAT = "tagger-checkpoint-1"
 
 
+def tag_scheme(config: Config, vocab: Vocab) -> Scheme | None:
+    """The scheme of the model's tags: the configured one for span tag sets, None for plain tags."""
+    return config.model.tag_scheme if is_span_tagset(vocab.tags) else None
+
+
 def build_model(config: Config, vocab: Vocab, n_frozen_words: int = 0) -> Tagger:
-    return Tagger(config.model, len(vocab.words), len(vocab.chars), len(vocab.tags), n_frozen_words=n_frozen_words)
+    crf = CRF(vocab.tags, tag_scheme(config, vocab)) if config.model.crf else None
+    return Tagger(
+        config.model, len(vocab.words), len(vocab.chars), len(vocab.tags), n_frozen_words=n_frozen_words, crf=crf
+    )
+
+
+def decoder_of(model: Tagger, config: Config, vocab: Vocab) -> Decoder:
+    """The shared decoder for this model: its tag scheme's constraints plus its CRF scores, if any."""
+    crf = model.crf.to_numpy() if model.crf is not None else None
+    return Decoder(vocab.tags, tag_scheme(config, vocab), crf)
 
 
 def save_checkpoint(path: Path, model: Tagger, config: Config, vocab: Vocab, state: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ class DataConfig:
     token_column: int = 0  # column files: token and tag columns
     tag_column: int = -1
     task: str = "upos"  # what the tags mean, recorded in the export
+    scheme: Literal["auto", "IOB1", "IOB2", "BIOES"] = "auto"  # span tags in the files; auto = detect
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.5
     word_dropout: float = 0.25  # alpha in p(unk) = alpha / (alpha + count), per token
+    crf: bool = False  # CRF output layer (learned transitions, sentence likelihood) instead of softmax
+    tag_scheme: Literal["BIOES", "IOB2"] = "BIOES"  # span tag sets are trained and decoded in this scheme
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,14 @@ import onnxruntime
 import torch
 
 from model.batches import to_tensors
-from model.checkpoint import load_checkpoint
+from model.checkpoint import decoder_of, load_checkpoint, tag_scheme
 from model.config import Config
 from model.network import Tagger
 from model.predict import predict_scores
 from model.train import read_split
 from service.runtime import load_runtime
 from tagger.artifact import (
+    CRF_FILE,
     INPUT_NAMES,
     METADATA_FILE,
     MODEL_FILE,
@@ -40,11 +41,10 @@ from tagger.artifact import (
     sha256_file,
     write_json,
 )
-from tagger.decoding import decode
+from tagger.decoding import Decoder
 from tagger.encoding import Vocab
 from tagger.evaluation import evaluate
 from tagger.readers import Sentence
-from tagger.schemes import is_span_tagset
 
 OPSET = 17
 
@@ -89,20 +89,30 @@ def export_onnx(model: Tagger, vocab: Vocab, path: Path) -> None:
         )
 
 
-def check_parity(model: Tagger, folder: Path, sentences: list[Sentence], batch_size: int = 32) -> Parity:
-    """Compare PyTorch and ONNX Runtime on shuffled, mixed-length batches of `sentences`."""
+def check_parity(
+    model: Tagger, decoder: Decoder, folder: Path, sentences: list[Sentence], batch_size: int = 32
+) -> Parity:
+    """Compare PyTorch and ONNX Runtime on shuffled, mixed-length batches of `sentences`.
+
+    Tags are compared after decoding: PyTorch scores through `decoder` (built
+    from the checkpoint), ONNX Runtime through the decoder the export folder
+    loads (its crf.json included), exactly as the service will decode them.
+    """
     runtime = load_runtime(folder)
-    reference = predict_scores(model, runtime.vocab, sentences)
+    scores = predict_scores(model, runtime.vocab, sentences)
+    reference = [decoder.decode(s).ids for s in scores]
     order = list(range(len(sentences)))
     random.Random(0).shuffle(order)
     mismatches, worst = 0, 0.0
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        scores = runtime.run(runtime.vocab.encode([sentences[i].tokens for i in indices]))
+        batch = runtime.vocab.encode([sentences[i].tokens for i in indices])
+        ours = runtime.run(batch)
+        decoded = runtime.decoder.decode_batch(ours, batch.lengths)
         for row, index in enumerate(indices):
-            ours = scores[row, : len(sentences[index].tokens)]
-            worst = max(worst, float(np.abs(ours - reference[index]).max()))
-            mismatches += int(not np.array_equal(ours.argmax(-1), reference[index].argmax(-1)))
+            n = len(sentences[index].tokens)
+            worst = max(worst, float(np.abs(ours[row, :n] - scores[index]).max()))
+            mismatches += int(not np.array_equal(decoded[row].ids, reference[index]))
     tokens = sum(len(s.tokens) for s in sentences)
     return Parity(sentences=len(sentences), tokens=tokens, tag_mismatches=mismatches, max_abs_diff=worst)
 
@@ -112,8 +122,7 @@ def _scores(folder: Path, config: Config, splits: dict[str, str]) -> dict[str, d
     reports = {}
     for name, path in splits.items():
         sentences = read_split(config.data, path)
-        scores = runtime.score_sentences([s.tokens for s in sentences])
-        predicted = [decode(s, runtime.vocab.tags).tags for s in scores]
+        predicted = [d.tags for d in runtime.tag_sentences([s.tokens for s in sentences])]
         reports[name] = evaluate([list(s.tags) for s in sentences], predicted).to_dict()
     return reports
 
@@ -130,18 +139,26 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tol
     try:
         export_onnx(model, vocab, tmp / MODEL_FILE)
         write_json(tmp / VOCAB_FILE, vocab.to_dict())
+        decoder = decoder_of(model, config, vocab)
+        files = [MODEL_FILE, VOCAB_FILE]
+        if model.crf is not None:
+            write_json(tmp / CRF_FILE, model.crf.to_numpy().to_dict())
+            files.append(CRF_FILE)
+        scheme = tag_scheme(config, vocab)
         splits = {
             k: v for k, v in (("train", config.data.train), ("dev", config.data.dev), ("test", config.data.test)) if v
         }
         metadata = Metadata(
             name=name or out.name,
             task=config.data.task,
-            scheme="IOB2" if is_span_tagset(vocab.tags) else None,
+            scheme="IOB2" if scheme is not None else None,
+            tag_scheme=scheme,
+            decoder="crf" if model.crf is not None else "softmax",
             tags=list(vocab.tags),
             config=config.to_dict(),
             data={k: {"path": v, "sha256": sha256_file(Path(v))} for k, v in splits.items()},
             scores={},
-            files={f: sha256_file(tmp / f) for f in (MODEL_FILE, VOCAB_FILE)},
+            files={f: sha256_file(tmp / f) for f in files},
             exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
             versions={
                 "python": platform.python_version(),
@@ -152,7 +169,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tol
             extra={"checkpoint_epoch": state.get("epoch"), "checkpoint_dev_metric": state.get("dev_metric")},
         )
         write_json(tmp / METADATA_FILE, metadata.to_dict())
-        parity = check_parity(model, tmp, dev)
+        parity = check_parity(model, decoder, tmp, dev)
         if parity.tag_mismatches or parity.max_abs_diff > tolerance:
             raise ExportError(
                 f"ONNX Runtime disagrees with PyTorch on {config.data.dev}: {parity.tag_mismatches} of "

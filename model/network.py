@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model.config import ModelConfig
+from model.crf import CRF
 from tagger.encoding import CASINGS, PAD
 
 
@@ -49,6 +50,7 @@ class Tagger(nn.Module):
         n_tags: int,
         pretrained: np.ndarray | None = None,
         n_frozen_words: int = 0,
+        crf: CRF | None = None,
     ) -> None:
         super().__init__()
         if pretrained is not None and pretrained.shape != (n_words, config.word_dim):
@@ -75,6 +77,9 @@ class Tagger(nn.Module):
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
         self.out = nn.Linear(2 * config.hidden, n_tags)
+        # Not part of the exported graph: the CRF only shapes training and
+        # hands its transition scores to the shared decoder.
+        self.crf = crf
 
     def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
         """words, cases (B, T), chars (B, T, C), lengths (B,) -> scores (B, T, K).
@@ -91,5 +96,7 @@ class Tagger(nn.Module):
         return self.out(self.dropout(h))  # (B, T, K)
 
     def loss(self, scores: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
-        """Mean token cross-entropy over real tokens; tags (B, T) padded with -100."""
+        """Per real token: CRF negative log-likelihood, or cross-entropy; tags (B, T) padded with -100."""
+        if self.crf is not None:
+            return self.crf.nll(scores, tags, lengths).sum() / lengths.sum()
         return nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), tags.reshape(-1), ignore_index=-100)

@@ -25,27 +25,28 @@ import torch
 from tqdm import tqdm
 
 from model.batches import drop_words, iterate, unk_probabilities
-from model.checkpoint import build_model, load_checkpoint, save_checkpoint
+from model.checkpoint import build_model, decoder_of, load_checkpoint, save_checkpoint
 from model.config import Config, DataConfig
 from model.network import Tagger
 from model.predict import predict_scores
 from model.vocab import build_vocab, load_glove, pretrained_matrix, word_counts
-from tagger.decoding import decode
 from tagger.encoding import Vocab
 from tagger.evaluation import Report, evaluate
-from tagger.readers import Sentence, read_corpus
+from tagger.readers import Sentence, read_corpus, retag
 
 
 def read_split(data: DataConfig, path: str) -> list[Sentence]:
-    return read_corpus(
+    """A data split as configured; span tags come back in IOB2, what models output and are scored in."""
+    sentences = read_corpus(
         path, data.format, tag_field=data.tag_field, token_column=data.token_column, tag_column=data.tag_column
     )
+    return retag(sentences, data.scheme, "IOB2")
 
 
-def score(model: Tagger, vocab: Vocab, sentences: Sequence[Sentence]) -> Report:
-    """Evaluate a PyTorch model on gold-tagged sentences."""
-    scores = predict_scores(model, vocab, sentences)
-    predicted = [decode(s, vocab.tags).tags for s in scores]
+def score(model: Tagger, config: Config, vocab: Vocab, sentences: Sequence[Sentence]) -> Report:
+    """Evaluate a PyTorch model on gold-tagged sentences (IOB2 for span tags), through the shared decoder."""
+    decoder = decoder_of(model, config, vocab)
+    predicted = [decoder.decode(s).tags for s in predict_scores(model, vocab, sentences)]
     return evaluate([list(s.tags) for s in sentences], predicted)
 
 
@@ -84,6 +85,8 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
     train_set = read_split(config.data, config.data.train)
     if config.train.max_sentences:
         train_set = train_set[: config.train.max_sentences]
+    # span tags are learned in the model's scheme (BIOES by default), scored in IOB2
+    train_set = retag(train_set, "IOB2", config.model.tag_scheme)
     dev_set = read_split(config.data, config.data.dev)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
@@ -109,7 +112,7 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
         epoch = state["epoch"] + 1
         started = time.perf_counter()
         loss = _train_epoch(model, vocab, train_set, config, optimizer, rng, generator, unk_probs, epoch)
-        report = score(model, vocab, dev_set)
+        report = score(model, config, vocab, dev_set)
         metric = headline(report)
         scheduler.step(metric)
         improved = metric > state["best"]
@@ -182,7 +185,9 @@ def _final_scores(config: Config, out: Path) -> None:
     model, _, vocab, _ = load_checkpoint(out / "best.pt")
     splits = {"dev": config.data.dev, "test": config.data.test}
     scores = {
-        name: score(model, vocab, read_split(config.data, path)).to_dict() for name, path in splits.items() if path
+        name: score(model, config, vocab, read_split(config.data, path)).to_dict()
+        for name, path in splits.items()
+        if path
     }
     (out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n", encoding="utf-8")
     for name, report in scores.items():

@@ -3,8 +3,9 @@
     exports/NAME/
         model.onnx      graph: words, cases, chars, lengths -> scores (B, T, K)
         vocab.json      words, characters, tags, character cap (`Vocab.to_dict`)
-        metadata.json   format version, task, scheme, config, provenance,
-                        scores, and the sha256 of the two files above
+        crf.json        CRF transition scores (models with a CRF only)
+        metadata.json   format version, task, schemes, decoder, config,
+                        provenance, scores, and the sha256 of every file above
 
 `load_export` refuses a folder whose format version it does not know or whose
 files do not match their recorded sha256, naming the file and the problem:
@@ -19,12 +20,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagger.decoding import Crf, Decoder
 from tagger.encoding import Vocab
+from tagger.schemes import Scheme
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.onnx"
 VOCAB_FILE = "vocab.json"
 METADATA_FILE = "metadata.json"
+CRF_FILE = "crf.json"
 INPUT_NAMES = ("words", "cases", "chars", "lengths")
 OUTPUT_NAMES = ("scores",)
 
@@ -39,7 +43,7 @@ class Metadata:
 
     name: str
     task: str  # "upos", "ner", ...: what the tags mean
-    scheme: str | None  # "IOB2" for span tag sets, None for plain tags
+    scheme: str | None  # tags as served: "IOB2" for span tag sets, None for plain tags
     tags: list[str]
     config: dict[str, Any]
     data: dict[str, dict[str, str]]  # split -> {"path": ..., "sha256": ...}
@@ -47,7 +51,8 @@ class Metadata:
     files: dict[str, str]  # file name -> sha256
     exported_at: str
     versions: dict[str, str]  # library versions used to train and export
-    decoder: str = "softmax"  # how scores become tags (a CRF adds "crf")
+    decoder: str = "softmax"  # how scores become tags: "softmax" or "crf" (transitions in crf.json)
+    tag_scheme: str | None = None  # scheme of the model's own tags (vocab.json), e.g. "BIOES"
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -122,3 +127,24 @@ def load_export(folder: str | Path) -> tuple[Metadata, Vocab]:
     if list(vocab.tags) != metadata.tags:
         raise ArtifactError(f"{folder}: tags in {VOCAB_FILE} and {METADATA_FILE} differ")
     return metadata, vocab
+
+
+def load_decoder(folder: str | Path, metadata: Metadata, vocab: Vocab) -> Decoder:
+    """The decoder an export was verified with: its tag scheme's constraints and, with a CRF, crf.json."""
+    folder = Path(folder)
+    if metadata.decoder not in ("softmax", "crf"):
+        raise ArtifactError(f"{folder / METADATA_FILE}: decoder {metadata.decoder!r} is not 'softmax' or 'crf'")
+    named = metadata.tag_scheme or metadata.scheme
+    if named not in (None, "IOB2", "BIOES"):
+        raise ArtifactError(f"{folder / METADATA_FILE}: tag scheme {named!r} is not IOB2 or BIOES")
+    scheme: Scheme | None = named  # type: ignore[assignment]
+    crf = None
+    if metadata.decoder == "crf":
+        if CRF_FILE not in metadata.files:
+            raise ArtifactError(f"{folder / METADATA_FILE}: decoder is 'crf' but no sha256 is recorded for {CRF_FILE}")
+        try:
+            crf = Crf.from_dict(_read_json(folder / CRF_FILE))
+            return Decoder(vocab.tags, scheme, crf)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ArtifactError(f"{folder / CRF_FILE}: invalid CRF scores ({err})") from None
+    return Decoder(vocab.tags, scheme)

@@ -14,33 +14,36 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from model.config import add_override_flags
 from tagger.artifact import METADATA_FILE, ArtifactError
-from tagger.decoding import decode
 from tagger.evaluation import evaluate
-from tagger.readers import DataFormatError, Sentence, read_corpus, write_columns
+from tagger.readers import DataFormatError, Sentence, read_corpus, retag, write_columns
 
-Scorer = Callable[[Sequence[Sequence[str]]], list[np.ndarray]]
+Tagging = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 
 
-def _load_model(path: str) -> tuple[Scorer, tuple[str, ...], dict[str, Any]]:
-    """A scoring function, the tag set and the data config of a checkpoint or an export folder."""
+def _load_model(path: str) -> tuple[Tagging, dict[str, Any]]:
+    """A tagging function (sentences -> tags, IOB2 for span tags) and the data config, of a checkpoint or export."""
     if (Path(path) / METADATA_FILE).is_file():
         from service.runtime import load_runtime
 
         runtime = load_runtime(path)
-        return runtime.score_sentences, runtime.vocab.tags, runtime.metadata.config.get("data", {})
-    from model.checkpoint import load_checkpoint
+
+        def tag_export(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+            return [d.tags for d in runtime.tag_sentences(sentences)]
+
+        return tag_export, runtime.metadata.config.get("data", {})
+    from model.checkpoint import decoder_of, load_checkpoint
     from model.predict import predict_scores
 
     model, config, vocab, _ = load_checkpoint(path)
+    decoder = decoder_of(model, config, vocab)
 
-    def score(sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        return predict_scores(model, vocab, [Sentence(tuple(s)) for s in sentences])
+    def tag_checkpoint(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        scores = predict_scores(model, vocab, [Sentence(tuple(s)) for s in sentences])
+        return [decoder.decode(s).tags for s in scores]
 
-    return score, vocab.tags, config.to_dict()["data"]
+    return tag_checkpoint, config.to_dict()["data"]
 
 
 def _read(path: str, args: argparse.Namespace, data: dict[str, Any]) -> list[Sentence]:
@@ -50,13 +53,14 @@ def _read(path: str, args: argparse.Namespace, data: dict[str, Any]) -> list[Sen
         value = getattr(args, name)
         return value if value is not None else data.get(name, default)
 
-    return read_corpus(
+    sentences = read_corpus(
         path,
         args.format or "auto",
         tag_field=pick("tag_field", "upos"),
         token_column=pick("token_column", 0),
         tag_column=pick("tag_column", -1),
     )
+    return retag(sentences, pick("scheme", "auto"), "IOB2")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -80,13 +84,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    score, tags, data = _load_model(args.model)
+    tag, data = _load_model(args.model)
     sentences = _read(args.data, args, data)
     if any(not s.tags for s in sentences):
         raise SystemExit(f"tagger evaluate: {args.data} has sentences without gold tags")
     started = time.perf_counter()
-    scores = score([s.tokens for s in sentences])
-    predicted = [decode(s, tags).tags for s in scores]
+    predicted = tag([s.tokens for s in sentences])
     seconds = time.perf_counter() - started
     report = evaluate([list(s.tags) for s in sentences], predicted)
     words_per_second = report.tokens / seconds if seconds > 0 else 0.0
@@ -112,10 +115,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    score, tags, data = _load_model(args.model)
+    tag, data = _load_model(args.model)
     sentences = _read(args.input, args, data)
-    scores = score([s.tokens for s in sentences])
-    tagged = [Sentence(s.tokens, tuple(decode(sc, tags).tags)) for s, sc in zip(sentences, scores, strict=True)]
+    tagged = [Sentence(s.tokens, tuple(t)) for s, t in zip(sentences, tag([s.tokens for s in sentences]), strict=True)]
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
             write_columns(tagged, out)
@@ -138,6 +140,9 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag-field", dest="tag_field", choices=["upos", "xpos"], help="CoNLL-U tag column")
     parser.add_argument("--token-column", dest="token_column", type=int, help="column files: token column")
     parser.add_argument("--tag-column", dest="tag_column", type=int, help="column files: tag column")
+    parser.add_argument(
+        "--scheme", choices=["auto", "IOB1", "IOB2", "BIOES"], help="span tags in the file (default: detect)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:

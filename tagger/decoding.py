@@ -1,16 +1,40 @@
-"""Tag scores -> tags: the one decoder that training and serving share.
+"""Tag scores -> tags, probabilities and spans: the one decoder training and serving share.
 
-The exported graph returns per-token scores (emissions); turning them into tag
-strings, probabilities and k-best lists happens here, in numpy, so the
-evaluation on a checkpoint and the service on an export cannot drift apart.
+The exported graph returns per-token scores (emissions); everything after that
+happens here, in numpy, so an evaluation on a checkpoint and the service on an
+export cannot drift apart.
+
+Two ways to decode, chosen by the model:
+- plain tag sets (UPOS) without a CRF: per-token argmax of a softmax;
+- span tag sets (IOB2/BIOES), or any model with a CRF: a linear-chain model
+  over the sentence, decoded by Viterbi, with per-token probabilities from
+  forward-backward marginals. The CRF's learned transition scores enter here;
+  without a CRF the emissions are log-softmax scores and transitions are 0.
+  Either way the tag scheme's constraints (no `I-X` after `O` in IOB2, ...)
+  are hard: forbidden transitions score `FORBIDDEN`, so no invalid sequence is
+  ever returned.
+
+Span tag sets are decoded in the model's own scheme (BIOES, say) and returned
+in `output_scheme` (IOB2); the probability of an IOB2 tag is the sum of the
+marginals of the model tags that map to it (`S-PER` and `B-PER` -> `B-PER`).
+Each span gets its exact probability under the model: the mass of all tag
+sequences in which exactly that span (that label, those boundaries) occurs.
+
+Everything runs on whole batches (B, T, K) at once: the loops are over time
+steps only, so decoding stays cheap next to the network.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from tagger.schemes import Scheme, Span, allowed_ends, allowed_starts, allowed_transitions, to_spans
+
+FORBIDDEN = -1e4  # log-score of a forbidden transition: exp() is exactly 0, and no NaN from -inf - -inf
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -20,28 +44,232 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
 
 
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # type: ignore[no-any-return]
+
+
+def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    return np.squeeze(top, axis=axis) + np.log(np.exp(x - top).sum(axis=axis))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ScoredSpan:
+    """A labelled token range [start, end) with its probability under the model."""
+
+    label: str
+    start: int
+    end: int
+    score: float
+
+
 @dataclass(frozen=True)
 class Decoded:
-    """Tags of one sentence, with the probability of each chosen tag."""
+    """One sentence, decoded: tags in the output scheme and what the response may need."""
 
-    ids: np.ndarray  # (T,) int64 chosen tag ids
-    tags: list[str]
-    probs: np.ndarray  # (T,) float32 probability of the chosen tag
-    top_k: list[list[tuple[str, float]]]  # per token, best first; empty unless asked
+    ids: np.ndarray  # (T,) int64 ids of the chosen tags in the model's tag set
+    tags: list[str]  # chosen tags, in the output scheme
+    probs: np.ndarray  # (T,) float probability of each chosen (output) tag
+    marginals: np.ndarray  # (T, len(output_tags)) probability of every output tag
+    output_tags: tuple[str, ...]
+    spans: list[ScoredSpan] = field(default_factory=list)
+
+    def top_k(self, k: int) -> list[list[tuple[str, float]]]:
+        """Per token, the k most probable output tags, best first."""
+        if k <= 0:
+            return []
+        order = np.argsort(-self.marginals, axis=-1, kind="stable")[:, :k]
+        return [
+            [(self.output_tags[j], float(row[j])) for j in ks] for row, ks in zip(self.marginals, order, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class Crf:
+    """Learned linear-chain scores: transitions[i, j] for tag i followed by tag j, and sentence start/end."""
+
+    transitions: np.ndarray  # (K, K)
+    start: np.ndarray  # (K,)
+    end: np.ndarray  # (K,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"transitions": self.transitions.tolist(), "start": self.start.tolist(), "end": self.end.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Crf:
+        return cls(
+            transitions=np.asarray(data["transitions"], dtype=np.float64),
+            start=np.asarray(data["start"], dtype=np.float64),
+            end=np.asarray(data["end"], dtype=np.float64),
+        )
+
+
+def constraint_scores(tags: Sequence[str], scheme: Scheme | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(transitions, start, end) with 0 where the scheme allows a move and FORBIDDEN where it does not."""
+    k = len(tags)
+    if scheme is None:
+        return np.zeros((k, k)), np.zeros(k), np.zeros(k)
+    transitions = np.full((k, k), FORBIDDEN)
+    for i, j in allowed_transitions(tags, scheme):
+        transitions[i, j] = 0.0
+    start, end = np.full(k, FORBIDDEN), np.full(k, FORBIDDEN)
+    start[allowed_starts(tags, scheme)] = 0.0
+    end[allowed_ends(tags, scheme)] = 0.0
+    return transitions, start, end
+
+
+def _output_tags(tags: Sequence[str], scheme: Scheme | None, output: Scheme) -> tuple[tuple[str, ...], np.ndarray]:
+    """The output tag set and, per model tag, the index of the output tag it becomes."""
+    if scheme is None or scheme == output:
+        return tuple(tags), np.arange(len(tags))
+    if (scheme, output) != ("BIOES", "IOB2"):
+        raise ValueError(f"cannot decode {scheme} tags into {output}; models are trained in IOB2 or BIOES")
+    # BIOES -> IOB2 tag by tag: S-X and B-X open a span (B-X), I-X and E-X continue it (I-X)
+    mapped = [t if t == "O" else ("B-" if t[0] in "BS" else "I-") + t[2:] for t in tags]
+    out = tuple(dict.fromkeys(mapped))
+    return out, np.array([out.index(m) for m in mapped])
+
+
+class Decoder:
+    """Decodes a model's scores; built once per model from its tag set, scheme and optional CRF."""
+
+    def __init__(
+        self,
+        tags: Sequence[str],
+        scheme: Scheme | None = None,
+        crf: Crf | None = None,
+        output_scheme: Scheme = "IOB2",
+    ) -> None:
+        self.tags = tuple(tags)
+        self.scheme = scheme
+        self.crf = crf
+        self.structured = scheme is not None or crf is not None
+        transitions, start, end = constraint_scores(self.tags, scheme)
+        if crf is not None:
+            if crf.transitions.shape != (len(tags), len(tags)):
+                raise ValueError(f"CRF transitions must be {(len(tags),) * 2}, got {crf.transitions.shape}")
+            transitions, start, end = transitions + crf.transitions, start + crf.start, end + crf.end
+        self.transitions, self.start, self.end = transitions, start, end
+        self.output_tags, self._to_output = _output_tags(self.tags, scheme, output_scheme)
+        self.output_scheme: Scheme | None = output_scheme if scheme is not None else None
+        merge = np.zeros((len(self.tags), len(self.output_tags)))
+        merge[np.arange(len(self.tags)), self._to_output] = 1.0
+        self._merge = merge
+        # tags that would continue a span labelled X (IOB2: I-X), for exact span probabilities
+        self._continues: dict[str, np.ndarray] = {}
+        if scheme == "IOB2":
+            for label in {t[2:] for t in self.tags if t != "O"}:
+                self._continues[label] = np.array([t == f"I-{label}" for t in self.tags])
+
+    def decode(self, scores: np.ndarray) -> Decoded:
+        """Decode one sentence's scores (T, K)."""
+        if scores.ndim != 2 or scores.shape[1] != len(self.tags):
+            raise ValueError(f"expected scores of shape (T, {len(self.tags)}), got {scores.shape}")
+        return self.decode_batch(scores[None], np.array([len(scores)]))[0]
+
+    def decode_batch(self, scores: np.ndarray, lengths: np.ndarray) -> list[Decoded]:
+        """Decode a padded batch (B, T, K) of sentences with the given lengths; padding is ignored."""
+        if scores.ndim != 3 or scores.shape[2] != len(self.tags):
+            raise ValueError(f"expected scores of shape (B, T, {len(self.tags)}), got {scores.shape}")
+        scores = scores.astype(np.float64)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if not self.structured:
+            probs = softmax(scores)
+            out = []
+            for b, n in enumerate(lengths):
+                p = probs[b, :n]
+                ids = p.argmax(axis=-1)
+                out.append(self._decoded(ids, p, []))
+            return out
+        emissions = scores if self.crf is not None else log_softmax(scores)
+        alpha, beta, log_z = self._forward_backward(emissions, lengths)
+        paths = self._viterbi(emissions, lengths)
+        out = []
+        for b, n in enumerate(lengths):
+            marginals = np.exp(alpha[b, :n] + beta[b, :n] - log_z[b])
+            ids = paths[b]
+            spans = self._spans(ids, emissions[b, :n], alpha[b, :n], beta[b, :n], float(log_z[b]))
+            out.append(self._decoded(ids, marginals, spans))
+        return out
+
+    def _decoded(self, ids: np.ndarray, model_probs: np.ndarray, spans: list[ScoredSpan]) -> Decoded:
+        marginals = model_probs @ self._merge
+        out_ids = self._to_output[ids]
+        return Decoded(
+            ids=ids,
+            tags=[self.output_tags[i] for i in out_ids],
+            probs=marginals[np.arange(len(ids)), out_ids],
+            marginals=marginals,
+            output_tags=self.output_tags,
+            spans=spans,
+        )
+
+    def _forward_backward(
+        self, emissions: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Log forward (alpha, emission included) and backward (beta, emission excluded) scores, log Z."""
+        b, t, k = emissions.shape
+        alpha = np.empty((b, t, k))
+        beta = np.empty((b, t, k))
+        alpha[:, 0] = self.start + emissions[:, 0]
+        for i in range(1, t):
+            alpha[:, i] = logsumexp(alpha[:, i - 1, :, None] + self.transitions, axis=1) + emissions[:, i]
+        last = lengths - 1
+        beta[:, t - 1] = self.end
+        for i in range(t - 2, -1, -1):
+            step = logsumexp(self.transitions + (emissions[:, i + 1] + beta[:, i + 1])[:, None, :], axis=2)
+            beta[:, i] = np.where((last == i)[:, None], self.end, step)
+        log_z = logsumexp(alpha[np.arange(b), last] + self.end, axis=1)
+        return alpha, beta, log_z
+
+    def _viterbi(self, emissions: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+        b, t, k = emissions.shape
+        delta = self.start + emissions[:, 0]
+        back = np.zeros((b, t, k), dtype=np.int64)
+        history = [delta]
+        for i in range(1, t):
+            candidates = delta[:, :, None] + self.transitions  # (B, from, to)
+            back[:, i] = candidates.argmax(axis=1)
+            delta = candidates.max(axis=1) + emissions[:, i]
+            history.append(delta)
+        paths = []
+        for s, n in enumerate(lengths):
+            path = np.empty(n, dtype=np.int64)
+            path[n - 1] = int((history[n - 1][s] + self.end).argmax())
+            for i in range(n - 1, 0, -1):
+                path[i - 1] = back[s, i, path[i]]
+            paths.append(path)
+        return paths
+
+    def _spans(
+        self, ids: np.ndarray, emissions: np.ndarray, alpha: np.ndarray, beta: np.ndarray, log_z: float
+    ) -> list[ScoredSpan]:
+        """The decoded spans, each with P(that exact span) from the forward-backward scores."""
+        if self.scheme is None:
+            return []
+        spans: list[ScoredSpan] = []
+        n = len(ids)
+        for span in to_spans([self.tags[i] for i in ids], self.scheme):
+            i, j = span.start, span.end
+            inside = sum(self.transitions[ids[t - 1], ids[t]] + emissions[t, ids[t]] for t in range(i + 1, j))
+            if j < n and span.label in self._continues:
+                # the span must end here: the next tag is anything but one that continues it
+                nxt = self.transitions[ids[j - 1]] + emissions[j] + beta[j]
+                closing = float(logsumexp(np.where(self._continues[span.label], -np.inf, nxt), axis=0))
+            else:
+                closing = float(beta[j - 1, ids[j - 1]])
+            log_p = float(alpha[i, ids[i]]) + float(inside) + closing - log_z
+            spans.append(ScoredSpan(span.label, i, j, min(1.0, float(np.exp(log_p)))))
+        return spans
 
 
 def decode(scores: np.ndarray, tagset: Sequence[str], top_k: int = 0) -> Decoded:
-    """Decode one sentence's scores (T, K) into tags by per-token argmax.
+    """Per-token argmax decoding of one sentence's scores (T, K) for a plain tag set.
 
     Example: scores [[2, 0], [0, 1]] with tagset ["A", "B"] -> tags ["A", "B"].
     """
-    if scores.ndim != 2 or scores.shape[1] != len(tagset):
-        raise ValueError(f"expected scores of shape (T, {len(tagset)}), got {scores.shape}")
-    probs = softmax(scores.astype(np.float64))
-    ids = probs.argmax(axis=-1)
-    chosen = probs[np.arange(len(ids)), ids].astype(np.float32)
-    best: list[list[tuple[str, float]]] = []
-    if top_k > 0:
-        order = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]
-        best = [[(tagset[k], float(row[k])) for k in ks] for row, ks in zip(probs, order, strict=True)]
-    return Decoded(ids=ids, tags=[tagset[i] for i in ids], probs=chosen, top_k=best)
+    return Decoder(tagset).decode(scores)
+
+
+__all__ = ["Crf", "Decoded", "Decoder", "ScoredSpan", "Span", "constraint_scores", "decode", "softmax"]

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
+
+from tagger.schemes import Scheme, convert, detect_scheme, is_span_tagset
 
 Format = Literal["auto", "conllu", "conll", "tokens"]
 TagField = Literal["upos", "xpos"]
@@ -251,3 +253,17 @@ def write_columns(sentences: Iterable[Sentence], out: TextIO) -> None:
                 raise ValueError(f"sentence {index}: {row!r} has an empty field or one holding a tab or line break")
             out.write("\t".join(row) + "\n")
         out.write("\n")
+
+
+def retag(sentences: Sequence[Sentence], source: Scheme | Literal["auto"], target: Scheme) -> list[Sentence]:
+    """The sentences with span tags re-written from `source` (or the detected scheme) to `target`.
+
+    A corpus of plain tags (UPOS) comes back unchanged.
+    """
+    if not is_span_tagset(t for s in sentences for t in s.tags):
+        return list(sentences)
+    if source == "auto":
+        source = detect_scheme(s.tags for s in sentences)
+    if source == target:
+        return list(sentences)
+    return [Sentence(s.tokens, tuple(convert(s.tags, source, target))) for s in sentences]

@@ -1,23 +1,49 @@
-"""Scores -> tags, shared by evaluation on checkpoints and by the service."""
+"""Scores -> tags, probabilities and spans, shared by evaluation on checkpoints and by the service.
+
+The structured decoder (Viterbi, forward-backward, span probabilities) is
+checked against brute force over every tag sequence of tiny tag sets.
+"""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
 
-from tagger.decoding import decode, softmax
+from tagger.decoding import FORBIDDEN, Crf, Decoder, decode, softmax
+from tagger.schemes import Scheme, to_spans
+
+BIO = ("B-PER", "I-PER", "B-LOC", "I-LOC", "O")
+BIOES = ("B-PER", "I-PER", "E-PER", "S-PER", "O")
 
 
-def test_decode_takes_the_best_tag_per_token() -> None:
+def random_crf(k: int, rng: np.random.Generator) -> Crf:
+    return Crf(rng.normal(size=(k, k)), rng.normal(size=k), rng.normal(size=k))
+
+
+def all_paths(decoder: Decoder, emissions: np.ndarray) -> list[tuple[tuple[int, ...], float]]:
+    """Every tag sequence with its total score (the decoder's transitions, constraints included)."""
+    t, k = emissions.shape
+    out = []
+    for path in itertools.product(range(k), repeat=t):
+        score = decoder.start[path[0]] + decoder.end[path[-1]] + sum(emissions[i, p] for i, p in enumerate(path))
+        score += sum(decoder.transitions[a, b] for a, b in itertools.pairwise(path))
+        out.append((path, float(score)))
+    return out
+
+
+def test_plain_tags_take_the_best_tag_per_token() -> None:
     decoded = decode(np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), ["A", "B", "C"])
     assert decoded.tags == ["A", "C"]
     assert decoded.ids.tolist() == [0, 2]
     assert decoded.probs[0] == pytest.approx(np.exp(2) / (np.exp(2) + 2))
+    assert decoded.spans == []
 
 
 def test_top_k_lists_tags_best_first_with_probabilities() -> None:
-    decoded = decode(np.array([[0.0, 3.0, 1.0]]), ["A", "B", "C"], top_k=2)
-    (best,) = decoded.top_k
+    decoded = decode(np.array([[0.0, 3.0, 1.0]]), ["A", "B", "C"])
+    (best,) = decoded.top_k(2)
     assert [tag for tag, _ in best] == ["B", "C"]
     assert best[0][1] > best[1][1]
 
@@ -30,3 +56,107 @@ def test_softmax_is_stable_for_large_scores() -> None:
 def test_decode_refuses_scores_of_the_wrong_width() -> None:
     with pytest.raises(ValueError, match=r"expected scores of shape \(T, 2\), got \(1, 3\)"):
         decode(np.zeros((1, 3)), ["A", "B"])
+
+
+@pytest.mark.parametrize(("tags", "scheme"), [(BIO, "IOB2"), (BIOES, "BIOES"), (("A", "B", "C"), None)])
+@pytest.mark.parametrize("length", [1, 2, 4])
+def test_crf_viterbi_and_marginals_match_brute_force(tags: tuple[str, ...], scheme: Scheme | None, length: int) -> None:
+    rng = np.random.default_rng(length)
+    decoder = Decoder(tags, scheme, random_crf(len(tags), rng))
+    emissions = rng.normal(size=(length, len(tags))) * 2
+    paths = all_paths(decoder, emissions)
+    best_path, _ = max(paths, key=lambda p: p[1])
+    log_z = np.logaddexp.reduce([s for _, s in paths])
+    marginals = np.zeros((length, len(tags)))
+    for path, s in paths:
+        marginals[np.arange(length), path] += np.exp(s - log_z)
+
+    decoded = decoder.decode(emissions)
+    assert decoded.ids.tolist() == list(best_path)
+    if scheme != "BIOES":  # BIOES marginals are merged into IOB2 tags; checked below
+        np.testing.assert_allclose(decoded.marginals, marginals, atol=1e-9)
+    np.testing.assert_allclose(decoded.marginals.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_bioes_probabilities_are_merged_into_iob2_tags() -> None:
+    rng = np.random.default_rng(3)
+    decoder = Decoder(BIOES, "BIOES", random_crf(5, rng))
+    emissions = rng.normal(size=(3, 5))
+    decoded = decoder.decode(emissions)
+    assert decoder.output_tags == ("B-PER", "I-PER", "O")
+    paths = all_paths(decoder, emissions)
+    log_z = np.logaddexp.reduce([s for _, s in paths])
+    b_per_first = sum(np.exp(s - log_z) for p, s in paths if BIOES[p[0]] in ("B-PER", "S-PER"))
+    assert decoded.marginals[0, 0] == pytest.approx(b_per_first, abs=1e-9)
+
+
+@pytest.mark.parametrize(("tags", "scheme"), [(BIO, "IOB2"), (BIOES, "BIOES")])
+def test_span_scores_are_the_exact_probability_of_each_span(tags: tuple[str, ...], scheme: Scheme) -> None:
+    rng = np.random.default_rng(7)
+    decoder = Decoder(tags, scheme, random_crf(len(tags), rng))
+    for _ in range(20):
+        emissions = rng.normal(size=(4, len(tags))) * 3
+        paths = all_paths(decoder, emissions)
+        log_z = np.logaddexp.reduce([s for _, s in paths])
+        decoded = decoder.decode(emissions)
+        for span in decoded.spans:
+            expected = sum(
+                np.exp(s - log_z)
+                for path, s in paths
+                if (span.label, span.start, span.end)
+                in {(x.label, x.start, x.end) for x in to_spans([tags[i] for i in path], scheme)}
+            )
+            assert span.score == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(("tags", "scheme"), [(BIO, "IOB2"), (BIOES, "BIOES")])
+def test_no_invalid_sequence_is_ever_returned(tags: tuple[str, ...], scheme: Scheme) -> None:
+    rng = np.random.default_rng(0)
+    i_per = tags.index("I-PER")
+    for crf in (None, random_crf(len(tags), rng)):
+        decoder = Decoder(tags, scheme, crf)
+        for _ in range(200):
+            emissions = rng.normal(size=(6, len(tags))) * 5
+            emissions[:, i_per] += 8  # the network screams I-PER everywhere
+            decoded = decoder.decode(emissions)
+            iob2 = decoded.tags
+            assert iob2[0] != "I-PER"
+            for before, after in itertools.pairwise(iob2):
+                if after.startswith("I-"):
+                    assert before in ("B-" + after[2:], after)
+
+
+def test_span_tags_without_a_crf_decode_the_constrained_softmax() -> None:
+    # the argmax would be O I-PER; constraints force a valid reading
+    decoder = Decoder(BIO, "IOB2")
+    emissions = np.log(np.array([[0.01, 0.01, 0.01, 0.01, 0.96], [0.3, 0.6, 0.04, 0.03, 0.03]]))
+    decoded = decoder.decode(emissions)
+    assert decoded.tags in (["O", "B-PER"], ["B-PER", "I-PER"])
+    assert [s.label for s in decoded.spans] == ["PER"]
+
+
+def test_batch_decoding_ignores_padding_and_equals_one_at_a_time() -> None:
+    rng = np.random.default_rng(5)
+    decoder = Decoder(BIOES, "BIOES", random_crf(5, rng))
+    lengths = np.array([3, 7, 1, 5])
+    scores = rng.normal(size=(4, 7, 5))
+    scores[0, 3:] = 1e3  # padding garbage must not leak
+    for row, decoded in enumerate(decoder.decode_batch(scores, lengths)):
+        alone = decoder.decode(scores[row, : lengths[row]])
+        assert decoded.tags == alone.tags
+        np.testing.assert_allclose(decoded.marginals, alone.marginals, atol=1e-12)
+        assert [s.score for s in decoded.spans] == pytest.approx([s.score for s in alone.spans])
+
+
+def test_forbidden_moves_score_below_any_real_path() -> None:
+    decoder = Decoder(BIO, "IOB2")
+    assert decoder.transitions[BIO.index("O"), BIO.index("I-PER")] == FORBIDDEN
+    assert decoder.start[BIO.index("I-LOC")] == FORBIDDEN
+    assert decoder.transitions[BIO.index("B-PER"), BIO.index("I-PER")] == 0.0
+
+
+def test_crf_scores_round_trip_through_a_dict() -> None:
+    crf = random_crf(3, np.random.default_rng(1))
+    again = Crf.from_dict(crf.to_dict())
+    np.testing.assert_array_equal(again.transitions, crf.transitions)
+    np.testing.assert_array_equal(again.end, crf.end)

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from service.runtime import load_runtime
-from tagger.decoding import decode
 from tagger.evaluation import evaluate
 from tagger.readers import read_conllu
 
@@ -33,8 +32,7 @@ def test_en_upos_is_small_enough_and_self_describing() -> None:
 def test_en_upos_meets_its_accuracy_target_on_ewt_test() -> None:
     sentences = read_conllu(need(EWT / "en_ewt-ud-test.conllu"))
     runtime = load_runtime(EN_UPOS)
-    scores = runtime.score_sentences([s.tokens for s in sentences])
-    predicted = [decode(s, runtime.vocab.tags).tags for s in scores]
+    predicted = [d.tags for d in runtime.tag_sentences([s.tokens for s in sentences])]
     report = evaluate([list(s.tags) for s in sentences], predicted)
     assert report.tokens == 25_094
     assert report.accuracy >= 0.955
