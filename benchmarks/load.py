@@ -1,10 +1,11 @@
 """Load benchmark: the service under single-sentence requests, against its own ceilings.
 
-    python benchmarks/load.py [--seconds 10] [--concurrency 1 16 64] [--out benchmarks/results]
+    python benchmarks/load.py [--model en-upos] [--data DEV_FILE] [--seconds 10] [--concurrency 1 16 64]
 
 Starts `tagger serve` on 127.0.0.1 and drives it with wrk (Debian package `wrk`;
 C, one thread, so the load generator takes little of the 2 cores) sending
-single-sentence requests drawn from the EWT dev set. Each run is bounded in
+single-sentence requests drawn from a dev set (EWT dev for en-upos, WikiANN
+dev for en-ner). Each run is bounded in
 time (`--seconds`) and so in requests. In the same run it measures:
 
 - batching on (the service as shipped) at each concurrency;
@@ -14,7 +15,7 @@ time (`--seconds`) and so in requests. In the same run it measures:
 - the raw ONNX Runtime ceiling: length-sorted batches of 32, in-process, same
   model and threads, no HTTP.
 
-Writes load.json, load.md and load.png to --out, and prints the table.
+Writes load-MODEL.json, .md and .png to --out, and prints the table.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from service.runtime import load_runtime  # noqa: E402
-from tagger.readers import read_conllu  # noqa: E402
+from tagger.readers import read_corpus  # noqa: E402
 
-DEV = ROOT.parent / "shared" / "data" / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
+DATA = ROOT.parent / "shared" / "data"
+DEV = {"en-upos": DATA / "ud-english-ewt" / "en_ewt-ud-dev.conllu", "en-ner": DATA / "wikiann-en" / "dev.conll"}
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -106,7 +108,8 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), url]
+    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds only
+    command = ["wrk", "-t1", f"-c{connections}", duration, "--timeout", "30s", "-s", str(script), url]
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     match = re.search(r"^RESULT (\{.*\})$", output, re.M)
     if not match:
@@ -203,15 +206,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=Path, default=ROOT / "exports")
     parser.add_argument("--model", default="en-upos")
+    parser.add_argument("--data", type=Path, help="sentences to send (default: the model's dev set)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = per core)")
+    parser.add_argument("--modes", nargs="+", default=["batching", "no-batch", "echo"], help="for quick tuning runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
-    sentences = [s.tokens for s in read_conllu(DEV)]
+    data = args.data or DEV.get(args.model)
+    if data is None:
+        raise SystemExit(f"no default data for model {args.model!r}: pass --data FILE")
+    sentences = [s.tokens for s in read_corpus(data)]
     words = sum(len(s) for s in sentences) / len(sentences)
     work = Path(tempfile.mkdtemp(prefix="tagger-bench-"))
     bodies = work / "bodies.jsonl"
@@ -225,7 +233,7 @@ def main() -> int:
         ("echo", "/v1/echo", {"TAGGER_ECHO_ENDPOINT": "true", "TAGGER_WARMUP": "false"}),
     ]
     rows: list[dict[str, Any]] = []
-    for name, path, env in modes:
+    for name, path, env in [m for m in modes if m[0] in args.modes]:
         port = free_port()
         print(f"{name}: starting the service on 127.0.0.1:{port}")
         process = start_server(args.models, port, {**base, **env})
@@ -234,18 +242,21 @@ def main() -> int:
         finally:
             stop_server(process)
     ceiling = onnx_ceiling(args.models, args.model, sentences, args.threads)
-    summary = ratios(rows)
+    summary = ratios(rows) if len(args.modes) == 3 else {}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
+        "model": args.model,
+        "data": str(data),
         "words_per_request": words,
         "seconds_per_run": args.seconds,
         "rows": rows,
         "onnx_ceiling_words_per_s": ceiling,
     }
-    (args.out / "load.json").write_text(json.dumps({**report, "ratios": summary}, indent=1) + "\n")
+    stem = f"load-{args.model}"
+    (args.out / f"{stem}.json").write_text(json.dumps({**report, "ratios": summary}, indent=1) + "\n")
     markdown = table(rows, ceiling) + "\n\n" + "\n".join(f"- {k}: {v:.2f}" for k, v in summary.items()) + "\n"
-    (args.out / "load.md").write_text(markdown)
-    plot(rows, args.out / "load.png")
+    (args.out / f"{stem}.md").write_text(markdown)
+    plot(rows, args.out / f"{stem}.png")
     print(markdown)
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -47,6 +47,7 @@ def batch_limits(settings: Settings) -> BatchLimits:
     return BatchLimits(
         max_sentences=settings.max_batch_sentences if settings.batching else 1,
         max_tokens=settings.max_batch_tokens,
+        max_padding=settings.max_batch_padding,
         max_wait=settings.max_wait_ms / 1000 if settings.batching else 0.0,
         queue_size=settings.queue_size,
         workers=settings.inference_workers,
@@ -57,8 +58,8 @@ def load_models(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     """Load every model and build its batcher (not started: that needs the event loop)."""
     served = {}
     for folder in discover(settings.models):
-        runtime = load_runtime(folder, intra_threads=settings.intra_threads)
-        served[runtime.name] = Served(runtime, Batcher(runtime.name, runtime.run, batch_limits(settings), metrics))
+        runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
+        served[runtime.name] = Served(runtime, Batcher(runtime.name, runtime.tag, batch_limits(settings), metrics))
         metadata = runtime.metadata
         metrics.model_info.labels(runtime.name).info(
             {"version": served[runtime.name].version, "sha256": metadata.files[MODEL_FILE], "task": metadata.task}
@@ -77,4 +78,4 @@ async def warm_up(model: Served) -> None:
     loop = asyncio.get_running_loop()
     for size, length in itertools.product(WARMUP_SIZES, WARMUP_LENGTHS):
         batch = vocab.encode([["warm"] * length] * size)
-        await loop.run_in_executor(None, model.runtime.run, batch)
+        await loop.run_in_executor(None, model.runtime.tag, batch)

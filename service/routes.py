@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,6 +20,7 @@ from service.registry import Served
 from service.schemas import ErrorResponse, Limits, ModelInfo, ModelList, TagRequest, TagResponse
 from service.settings import Settings
 from service.tagging import prepare, result
+from tagger.decoding import Decoded
 
 
 @dataclass
@@ -32,7 +33,7 @@ class AppState:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.tagger
     return state
 
@@ -56,8 +57,8 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _results(futures: Sequence[asyncio.Future[np.ndarray]], request: Request, timeout: float) -> list[np.ndarray]:
-    """Wait for every sentence's scores; give up (and free the queue) on deadline or disconnect."""
+async def _results(futures: Sequence[asyncio.Future[Decoded]], request: Request, timeout: float) -> list[Decoded]:
+    """Wait for every sentence's result; give up (and free the queue) on deadline or disconnect."""
     gathered: asyncio.Future[Any] = asyncio.gather(*futures)
     disconnect: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
     try:
@@ -76,7 +77,7 @@ async def _results(futures: Sequence[asyncio.Future[np.ndarray]], request: Reque
     raise ApiError(504, "deadline_exceeded", f"no result within {timeout:g} s (TAGGER_REQUEST_TIMEOUT_S)")
 
 
-async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -> TagResponse:
+async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -> Response:
     served = _served(state, name)
     settings = state.settings
     prepared = prepare(body, served.runtime.vocab, settings)
@@ -86,24 +87,28 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
         raise ApiError(503, "queue_full", str(err), headers={"Retry-After": "1"}) from None
     except Draining as err:
         raise ApiError(503, "draining", str(err), headers={"Retry-After": "5"}) from None
-    scores = await _results(futures, request, settings.request_timeout_s)
-    tagset = served.runtime.vocab.tags
-    offsets = prepared.offsets or [None] * len(scores)  # type: ignore[list-item]
-    return TagResponse(
-        model=name,
-        version=served.version,
-        results=[result(t, s, tagset, body, o) for t, s, o in zip(prepared.tokens, scores, offsets, strict=True)],
-    )
+    decoded = await _results(futures, request, settings.request_timeout_s)
+    spans = served.runtime.metadata.scheme is not None
+    offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(decoded)
+    texts: Sequence[str | None] = body.texts or [None] * len(decoded)
+    results = [
+        result(tokens, d, body, o, text, spans)
+        for tokens, d, o, text in zip(prepared.tokens, decoded, offsets, texts, strict=True)
+    ]
+    # Serialized here: FastAPI would otherwise re-validate the whole response
+    # against TagResponse (which documents it) on the event loop, per request.
+    payload = {"model": name, "version": served.version, "results": results}
+    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 
-@router.post("/v1/models/{model}/tag", response_model_exclude_none=True, responses=ERRORS)
-async def tag_with(model: str, body: TagRequest, request: Request, state: StateDep) -> TagResponse:
+@router.post("/v1/models/{model}/tag", response_model=TagResponse, response_model_exclude_none=True, responses=ERRORS)
+async def tag_with(model: str, body: TagRequest, request: Request, state: StateDep) -> Response:
     """Tag sentences (token lists) or texts with the named model."""
     return await _tag(state, model, body, request)
 
 
-@router.post("/v1/tag", response_model_exclude_none=True, responses=ERRORS)
-async def tag(body: TagRequest, request: Request, state: StateDep) -> TagResponse:
+@router.post("/v1/tag", response_model=TagResponse, response_model_exclude_none=True, responses=ERRORS)
+async def tag(body: TagRequest, request: Request, state: StateDep) -> Response:
     """Tag sentences or texts with the default model."""
     return await _tag(state, state.settings.default_model, body, request)
 

@@ -13,24 +13,47 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from tagger.artifact import INPUT_NAMES, MODEL_FILE, OUTPUT_NAMES, ArtifactError, Metadata, load_export
+from tagger.artifact import (
+    INPUT_NAMES,
+    MODEL_FILE,
+    OUTPUT_NAMES,
+    ArtifactError,
+    Metadata,
+    load_decoder,
+    load_export,
+)
+from tagger.decoding import Decoded, Decoder
 from tagger.encoding import Batch, Vocab, length_sorted
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """One model ready to run: metadata, vocabularies and an ONNX Runtime session."""
+    """One model ready to run: metadata, vocabularies, an ONNX Runtime session and its decoder."""
 
     name: str
     folder: Path
     metadata: Metadata
     vocab: Vocab
     session: ort.InferenceSession
+    decoder: Decoder
 
     def run(self, batch: Batch) -> np.ndarray:
         """Scores (B, T, K) float32 for an encoded batch; padded positions are meaningless."""
         (scores,) = self.session.run(list(OUTPUT_NAMES), batch.inputs())
         return scores  # type: ignore[no-any-return]
+
+    def tag(self, batch: Batch) -> list[Decoded]:
+        """Run and decode a padded batch: one `Decoded` per sentence, in batch order."""
+        return self.decoder.decode_batch(self.run(batch), batch.lengths)
+
+    def tag_sentences(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[Decoded]:
+        """Decoded sentences in input order (length-sorted batches inside)."""
+        out: list[Decoded | None] = [None] * len(sentences)
+        for indices in length_sorted([len(s) for s in sentences], batch_size):
+            decoded = self.tag(self.vocab.encode([sentences[i] for i in indices]))
+            for index, one in zip(indices, decoded, strict=True):
+                out[index] = one
+        return out  # type: ignore[return-value]
 
     def score_sentences(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[np.ndarray]:
         """Per sentence, its (n_tokens, K) scores, in input order (length-sorted batches inside)."""
@@ -43,23 +66,29 @@ class Runtime:
         return out
 
 
-def session_options(intra_threads: int = 0, inter_threads: int = 1) -> ort.SessionOptions:
-    """Sequential execution with full graph optimisation; 0 intra threads = one per core."""
+def session_options(intra_threads: int = 0, spinning: bool = False) -> ort.SessionOptions:
+    """Sequential execution with full graph optimisation; 0 intra threads = one per core.
+
+    Without `spinning`, ONNX Runtime's threads sleep between operators instead
+    of busy-waiting: on a small machine the spinning would take the cores the
+    event loop needs to parse the next requests.
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = intra_threads
-    options.inter_op_num_threads = inter_threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return options
 
 
-def load_runtime(folder: str | Path, intra_threads: int = 0) -> Runtime:
+def load_runtime(folder: str | Path, intra_threads: int = 0, spinning: bool = False) -> Runtime:
     """Load and verify an export folder (format version, sha256 of every file, graph signature)."""
     folder = Path(folder)
     metadata, vocab = load_export(folder)
     try:
         session = ort.InferenceSession(
-            str(folder / MODEL_FILE), session_options(intra_threads), providers=["CPUExecutionProvider"]
+            str(folder / MODEL_FILE), session_options(intra_threads, spinning), providers=["CPUExecutionProvider"]
         )
     except Exception as err:  # ORT raises its own exception types for unreadable graphs
         raise ArtifactError(f"{folder / MODEL_FILE}: ONNX Runtime cannot load it ({err})") from None
@@ -69,4 +98,5 @@ def load_runtime(folder: str | Path, intra_threads: int = 0) -> Runtime:
         raise ArtifactError(
             f"{folder / MODEL_FILE}: graph takes {inputs} -> {outputs}, expected {INPUT_NAMES} -> {OUTPUT_NAMES}"
         )
-    return Runtime(name=metadata.name, folder=folder, metadata=metadata, vocab=vocab, session=session)
+    decoder = load_decoder(folder, metadata, vocab)
+    return Runtime(name=metadata.name, folder=folder, metadata=metadata, vocab=vocab, session=session, decoder=decoder)

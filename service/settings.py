@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     # request limits (each refusal names the limit and its setting)
     max_sentences: int = Field(256, ge=1, description="sentences (or texts) per request")
     max_tokens: int = Field(512, ge=1, description="tokens per sentence")
-    max_token_chars: int = Field(100, ge=1, description="characters per token")
+    max_token_chars: int = Field(1000, ge=1, description="characters per token")
     max_text_chars: int = Field(20_000, ge=1, description="characters per text")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size (413 above)")
     max_top_k: int = Field(10, ge=1, description="largest top_k a request may ask for")
@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     batching: bool = Field(True, description="false: every sentence runs alone (batch size 1)")
     max_batch_sentences: int = Field(64, ge=1, description="sentences per batch")
     max_batch_tokens: int = Field(4096, ge=1, description="padded tokens (sentences x longest) per batch")
+    max_batch_padding: float = Field(
+        0.1, ge=0.0, le=1.0, description="largest share of padded positions in a batch (sentences of similar length)"
+    )
     max_wait_ms: float = Field(0.0, ge=0.0, le=1000.0, description="extra wait to fill a batch; 0 = none")
     queue_size: int = Field(4096, ge=1, description="sentences waiting per model before 503")
     request_timeout_s: float = Field(10.0, gt=0.0, description="deadline per request before 504")
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     # ONNX Runtime
     intra_threads: int = Field(0, ge=0, description="threads per inference; 0 = one per core")
     inference_workers: int = Field(1, ge=1, description="batches run at the same time per model")
+    spinning: bool = Field(
+        False, description="ONNX Runtime threads busy-wait between ops (steals the CPU the event loop needs)"
+    )
     warmup: bool = Field(True, description="run a grid of batch shapes before /readyz turns ready")
 
     # benchmarking

@@ -7,13 +7,12 @@ costs the batch nothing and never shares a batch with anyone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 from service.errors import ApiError
-from service.schemas import TagRequest, TagResult, TagScore
+from service.schemas import TagRequest
 from service.settings import Settings
-from tagger.decoding import decode
+from tagger.decoding import Decoded
 from tagger.encoding import Encoded, Vocab
 from tagger.tokenizer import tokenize
 
@@ -88,19 +87,36 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
 
 def result(
     tokens: list[str],
-    scores: np.ndarray,
-    tagset: tuple[str, ...],
+    decoded: Decoded,
     request: TagRequest,
     offsets: list[tuple[int, int]] | None,
-) -> TagResult:
-    """One sentence's response entry from its scores (n, K)."""
-    decoded = decode(scores, tagset, top_k=request.top_k)
-    return TagResult(
-        tokens=tokens,
-        tags=decoded.tags,
-        scores=[round(float(p), 6) for p in decoded.probs] if request.scores else None,
-        top_k=[[TagScore(tag=t, probability=round(p, 6)) for t, p in best] for best in decoded.top_k]
-        if request.top_k
-        else None,
-        offsets=offsets,
-    )
+    text: str | None,
+    spans: bool,
+) -> dict[str, Any]:
+    """One sentence's response entry (the `TagResult` schema) from its decoded tags; `spans` for span tag sets.
+
+    Built as plain JSON-ready data: the routes serialize it directly, without
+    re-validating their own output through pydantic on the event loop.
+    """
+    out: dict[str, Any] = {"tokens": tokens, "tags": decoded.tags}
+    if request.scores:
+        out["scores"] = [round(p, 6) for p in decoded.probs.tolist()]
+    if request.top_k:
+        out["top_k"] = [
+            [{"tag": t, "probability": round(p, 6)} for t, p in best] for best in decoded.top_k(request.top_k)
+        ]
+    if offsets is not None:
+        out["offsets"] = [list(o) for o in offsets]
+    if spans:
+        found = []
+        for span in decoded.spans:
+            entry: dict[str, Any] = {"label": span.label, "start": span.start, "end": span.end}
+            if offsets is not None and text is not None:
+                first, last = offsets[span.start][0], offsets[span.end - 1][1]
+                entry |= {"text": text[first:last], "start_char": first, "end_char": last}
+            else:
+                entry["text"] = " ".join(tokens[span.start : span.end])
+            entry["score"] = round(span.score, 6)
+            found.append(entry)
+        out["spans"] = found
+    return out

@@ -27,10 +27,10 @@ class Recorder:
         self.batches: list[list[int]] = []
         self.delay = delay
 
-    def __call__(self, batch: Batch) -> np.ndarray:
+    def __call__(self, batch: Batch) -> list[np.ndarray]:
         time.sleep(self.delay)
         self.batches.append(batch.lengths.tolist())
-        return batch.words[:, :, None].astype(np.float32)  # (B, T, 1)
+        return [row[:n] for row, n in zip(batch.words, batch.lengths, strict=True)]
 
 
 def items(lengths: list[int]) -> list[_Item]:
@@ -42,8 +42,13 @@ def items(lengths: list[int]) -> list[_Item]:
 
 
 def test_choose_keeps_the_oldest_and_packs_similar_lengths() -> None:
-    chosen = choose(items([10, 3, 11, 50]), BatchLimits(max_tokens=40))
+    chosen = choose(items([10, 3, 11, 50]), BatchLimits(max_tokens=40, max_padding=0.5))
     assert [it.length for it in chosen] == [10, 11, 3]
+
+
+def test_choose_keeps_padding_under_its_limit() -> None:
+    chosen = choose(items([20, 4, 19, 21, 6, 20]), BatchLimits(max_padding=0.1))
+    assert sorted(it.length for it in chosen) == [19, 20, 20, 21]  # 80 words in 84 slots
 
 
 def test_choose_respects_the_batch_size() -> None:
@@ -69,8 +74,8 @@ async def test_concurrent_requests_share_batches_and_get_their_own_rows() -> Non
     futures = [batcher.submit(r, time.perf_counter() + 5) for r in requests]
     results = [await asyncio.gather(*f) for f in futures]
     for i, (first, second) in enumerate(results):
-        assert first[:, 0].tolist() == [100 * i + k for k in range(3)]
-        assert second[:, 0].tolist() == [100 * i + k for k in range(5)]
+        assert first.tolist() == [100 * i + k for k in range(3)]
+        assert second.tolist() == [100 * i + k for k in range(5)]
     assert len(model.batches) < 20  # the first runs alone, the rest queue up behind it
     await batcher.drain()
 
@@ -128,12 +133,12 @@ async def test_drain_finishes_everything_accepted_then_refuses_new_work() -> Non
 async def test_a_failing_batch_fails_its_requests_but_not_the_worker() -> None:
     calls = 0
 
-    def flaky(batch: Batch) -> np.ndarray:
+    def flaky(batch: Batch) -> list[np.ndarray]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("boom")
-        return batch.words[:, :, None].astype(np.float32)
+        return list(batch.words)
 
     batcher = Batcher("m", flaky, BatchLimits(max_sentences=1), create_metrics())
     batcher.start()
@@ -141,7 +146,7 @@ async def test_a_failing_batch_fails_its_requests_but_not_the_worker() -> None:
     with pytest.raises(RuntimeError, match="boom"):
         await first
     (second,) = batcher.submit([sentence(1)], time.perf_counter() + 5)
-    assert (await second).shape == (1, 1)
+    assert (await second).shape == (1,)
     await batcher.drain()
 
 

@@ -19,6 +19,7 @@ from service.batcher import Batcher, BatchLimits
 from service.metrics import create_metrics
 from service.runtime import Runtime, load_runtime
 from service.settings import Settings
+from tagger.decoding import Decoded
 
 pytestmark = pytest.mark.slow
 WORDS = ["The", "cat", "sat", "on", "the", "mat", ".", "Paris", "1984", "don't", "xylophone", "!", "U.S.", "re-do"]
@@ -29,8 +30,9 @@ def runtime(tiny_export: Path) -> Runtime:
     return load_runtime(tiny_export)
 
 
-def alone(runtime: Runtime, tokens: list[str]) -> np.ndarray:
-    return runtime.run(runtime.vocab.encode([tokens]))[0]
+def alone(runtime: Runtime, tokens: list[str]) -> Decoded:
+    (decoded,) = runtime.tag(runtime.vocab.encode([tokens]))
+    return decoded
 
 
 requests_strategy = st.lists(  # requests, each a list of sentences of random lengths
@@ -41,17 +43,19 @@ requests_strategy = st.lists(  # requests, each a list of sentences of random le
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(requests=requests_strategy, max_tokens=st.sampled_from([40, 128, 4096]), max_sentences=st.sampled_from([1, 3, 64]))
+@given(
+    requests=requests_strategy, max_tokens=st.sampled_from([40, 128, 4096]), max_sentences=st.sampled_from([1, 3, 64])
+)
 def test_batcher_results_equal_tagging_each_sentence_alone(
     runtime: Runtime, requests: list[list[list[str]]], max_tokens: int, max_sentences: int
 ) -> None:
-    async def scenario() -> list[list[np.ndarray]]:
+    async def scenario() -> list[list[Decoded]]:
         limits = BatchLimits(max_sentences=max_sentences, max_tokens=max_tokens)
-        batcher = Batcher("tiny", runtime.run, limits, create_metrics())
+        batcher = Batcher("tiny", runtime.tag, limits, create_metrics())
         batcher.start()
         deadline = time.perf_counter() + 30
 
-        async def one(request: list[list[str]]) -> list[np.ndarray]:
+        async def one(request: list[list[str]]) -> list[Decoded]:
             await asyncio.sleep(random.random() * 0.005)  # arrivals interleave
             encoded = [runtime.vocab.encode_sentence(s) for s in request]
             return list(await asyncio.gather(*batcher.submit(encoded, deadline)))
@@ -62,16 +66,16 @@ def test_batcher_results_equal_tagging_each_sentence_alone(
             await batcher.drain()
 
     for request, results in zip(requests, asyncio.run(scenario()), strict=True):
-        for tokens, scores in zip(request, results, strict=True):
+        for tokens, decoded in zip(request, results, strict=True):
             reference = alone(runtime, tokens)
-            np.testing.assert_allclose(scores, reference, atol=1e-5)
-            assert (scores.argmax(-1) == reference.argmax(-1)).all()
+            assert decoded.tags == reference.tags
+            np.testing.assert_allclose(decoded.marginals, reference.marginals, atol=1e-5)
 
 
 def test_concurrent_http_requests_get_the_same_tags_as_alone(models_dir: Path, runtime: Runtime) -> None:
     rng = random.Random(11)
     sentences = [[rng.choice(WORDS) for _ in range(rng.randint(1, 30))] for _ in range(96)]
-    expected = [[runtime.vocab.tags[i] for i in alone(runtime, s).argmax(-1)] for s in sentences]
+    expected = [alone(runtime, s).tags for s in sentences]
     got: dict[int, list[str]] = {}
     with TestClient(create_app(Settings(models=models_dir, default_model="tiny", warmup=False))) as client:
 
