@@ -33,6 +33,7 @@ class DataConfig:
 class ModelConfig:
     glove: bool = True  # initialise word vectors from GloVe 6B 50d
     glove_top_k: int = 100_000  # most frequent GloVe words kept beyond the training words
+    glove_int8: bool = False  # store those extra (frozen) vectors as int8 + a scale per row: 4x smaller exports
     word_dim: int = 50  # must be 50 with GloVe
     min_word_freq: int = 1  # training words kept in the vocabulary
     case_dim: int = 8

@@ -58,13 +58,21 @@ class Tagger(nn.Module):
         # Words seen in training are fine-tuned; the last `n_frozen_words` rows
         # (GloVe words never seen in training) would get no gradient anyway, so
         # they are kept as a buffer and cost the optimizer nothing.
+        # With `glove_int8` they are stored as int8 codes with one scale per row
+        # (symmetric, max |x| -> 127): a 4x smaller export, so far more GloVe
+        # words fit in the size budget; PyTorch and ONNX dequantize alike.
         self.words = nn.Embedding(n_words - n_frozen_words, config.word_dim, padding_idx=PAD)
+        self.quantized = config.glove_int8
         self.frozen_words: Tensor
-        self.register_buffer("frozen_words", torch.zeros(n_frozen_words, config.word_dim))
+        self.frozen_scales: Tensor
+        dtype = torch.int8 if self.quantized else torch.float32
+        self.register_buffer("frozen_words", torch.zeros(n_frozen_words, config.word_dim, dtype=dtype))
+        if self.quantized:
+            self.register_buffer("frozen_scales", torch.ones(n_frozen_words, 1))
         if pretrained is not None:
             vectors = torch.from_numpy(pretrained)
             self.words.weight.data.copy_(vectors[: n_words - n_frozen_words])
-            self.frozen_words.copy_(vectors[n_words - n_frozen_words :])
+            self.set_frozen(vectors[n_words - n_frozen_words :])
         self.cases = nn.Embedding(len(CASINGS), config.case_dim, padding_idx=PAD)
         self.chars = CharCNN(n_chars, config)
         self.dropout = nn.Dropout(config.dropout)
@@ -81,13 +89,35 @@ class Tagger(nn.Module):
         # hands its transition scores to the shared decoder.
         self.crf = crf
 
+    def set_frozen(self, vectors: Tensor) -> None:
+        """Store the frozen (GloVe-only) rows, quantizing them if the model keeps int8 codes."""
+        if not self.quantized:
+            self.frozen_words.copy_(vectors)
+            return
+        scales = vectors.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127.0
+        self.frozen_words.copy_(torch.round(vectors / scales).clamp(-127, 127).to(torch.int8))
+        self.frozen_scales.copy_(scales)
+
+    def embed_words(self, words: Tensor) -> Tensor:
+        """(B, T) word ids -> (B, T, word_dim): trained rows first, then the frozen ones."""
+        if not self.frozen_words.shape[0]:
+            return self.words(words)
+        if not self.quantized:
+            table = torch.cat([self.words.weight, self.frozen_words])
+            return nn.functional.embedding(words, table, padding_idx=PAD)
+        n_trained = self.words.num_embeddings
+        trained = words < n_trained
+        own = self.words(torch.where(trained, words, torch.zeros_like(words)))
+        rows = (words - n_trained).clamp(min=0)
+        frozen = self.frozen_words[rows].to(own.dtype) * self.frozen_scales[rows]
+        return torch.where(trained.unsqueeze(-1), own, frozen)
+
     def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
         """words, cases (B, T), chars (B, T, C), lengths (B,) -> scores (B, T, K).
 
         Scores at padded positions are meaningless and must be ignored.
         """
-        table = torch.cat([self.words.weight, self.frozen_words]) if self.frozen_words.shape[0] else self.words.weight
-        embedded = nn.functional.embedding(words, table, padding_idx=PAD)  # (B, T, word_dim)
+        embedded = self.embed_words(words)  # (B, T, word_dim)
         x = torch.cat([embedded, self.cases(cases), self.chars(chars)], dim=-1)  # (B, T, D)
         x = self.dropout(x)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)

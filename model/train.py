@@ -74,7 +74,7 @@ def _new_model(config: Config, train: Sequence[Sentence]) -> tuple[Tagger, Vocab
     if vectors is not None:
         matrix = pretrained_matrix(vocab, glove_words, vectors, config.train.seed)
         model.words.weight.data.copy_(torch.from_numpy(matrix[:trained]))
-        model.frozen_words.copy_(torch.from_numpy(matrix[trained:]))
+        model.set_frozen(torch.from_numpy(matrix[trained:]))
     return model, vocab
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,3 +61,27 @@ def test_pretrained_vectors_must_match_the_vocabulary() -> None:
     config = ModelConfig(glove=False, word_dim=4)
     with pytest.raises(ValueError, match=r"pretrained vectors must be \(10, 4\), got \(9, 4\)"):
         Tagger(config, 10, 5, 3, pretrained=np.zeros((9, 4), dtype=np.float32))
+
+
+def test_int8_frozen_vectors_stay_close_and_export_identically(tmp_path: Path) -> None:
+    """GloVe-only rows stored as int8 + one scale per row: within a step of the vectors; ONNX agrees with PyTorch."""
+    import onnxruntime as ort
+
+    from model.export import export_onnx
+
+    words = ("<pad>", "<unk>", *sorted({w.lower() for w in WORDS}))
+    vocab = Vocab(words=words, chars=("<pad>", "<unk>", *sorted({c for w in WORDS for c in w})), tags=("A", "B"))
+    config = ModelConfig(glove=False, glove_int8=True, word_dim=6, hidden=8, layers=1, char_dim=4, char_filters=4)
+    vectors = np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)
+    vectors[0] = 0.0
+    model = Tagger(config, len(words), len(vocab.chars), 2, pretrained=vectors, n_frozen_words=len(words) - 4).eval()
+    assert model.frozen_words.dtype == torch.int8
+    restored = model.embed_words(torch.arange(len(words)).unsqueeze(0))[0].detach().numpy()
+    np.testing.assert_allclose(restored, vectors, atol=float(np.abs(vectors).max()) / 127)
+
+    export_onnx(model, vocab, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    sentences = [["the", "cat", "Paris"], ["supercalifragilistic", "!", "mat", "on", "a"]]
+    (onnx_scores,) = session.run(None, vocab.encode(sentences).inputs())
+    for row, expected in enumerate(scores(model, vocab, sentences)):
+        np.testing.assert_allclose(onnx_scores[row, : len(expected)], expected, atol=1e-5)

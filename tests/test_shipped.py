@@ -37,3 +37,29 @@ def test_en_upos_meets_its_accuracy_target_on_ewt_test() -> None:
     assert report.tokens == 25_094
     assert report.accuracy >= 0.955
     assert report.accuracy == pytest.approx(runtime.metadata.scores["test"]["accuracy"], abs=1e-9)
+
+
+EN_NER = ROOT / "exports" / "en-ner"
+WIKIANN = ROOT.parent / "shared" / "data" / "wikiann-en"
+
+
+def test_en_ner_is_small_enough_and_decodes_with_its_crf() -> None:
+    runtime = load_runtime(EN_NER)  # verifies format version and the sha256 of every file, crf.json included
+    assert folder_megabytes(EN_NER) <= 30.0
+    metadata = runtime.metadata
+    assert metadata.task == "ner" and metadata.decoder == "crf"
+    assert metadata.scheme == "IOB2" and metadata.tag_scheme == "BIOES"
+    assert sorted(runtime.decoder.output_tags) == ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
+    assert metadata.extra["parity"] == {**metadata.extra["parity"], "sentences": 10_000, "tag_mismatches": 0}
+
+
+def test_en_ner_reproduces_its_recorded_wikiann_test_f1() -> None:
+    from tagger.readers import read_columns
+
+    sentences = read_columns(need(WIKIANN / "test.conll"))
+    runtime = load_runtime(EN_NER)
+    predicted = [d.tags for d in runtime.tag_sentences([s.tokens for s in sentences])]
+    report = evaluate([list(s.tags) for s in sentences], predicted)
+    assert report.spans is not None
+    assert report.spans.f1 == pytest.approx(runtime.metadata.scores["test"]["f1"], abs=1e-9)
+    assert report.spans.f1 >= 0.81  # measured 0.8118; the target of 0.83 is not reached yet
