@@ -209,7 +209,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="sentences to send (default: the model's dev set)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = per core)")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (0 = per core)")
     parser.add_argument("--modes", nargs="+", default=["batching", "no-batch", "echo"], help="for quick tuning runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
