@@ -185,7 +185,7 @@ def _sniff(path: str | Path) -> Literal["conllu", "conll", "tokens"]:
     suffix = Path(path).suffix.lower()
     if suffix == ".conllu":
         return "conllu"
-    if suffix in (".txt", ".tok"):
+    if suffix == ".tok":
         return "tokens"
     window = [line for _, line in itertools.islice(_lines(path), _SNIFF_LINES)]
     content = [i for i, line in enumerate(window) if line.strip() and not line.startswith("#")]
@@ -213,8 +213,9 @@ def read_corpus(
 ) -> list[Sentence]:
     """Read a corpus in any supported format; an empty result is an error.
 
-    With fmt="auto": suffix `.conllu` -> CoNLL-U; `.txt` or `.tok` -> tokens.
-    Otherwise look at the first 1,000 lines, ignoring blank and `#` lines:
+    With fmt="auto": suffix `.conllu` -> CoNLL-U; `.tok` -> tokens. Otherwise
+    (`.txt` too: CoNLL-2003 copies often end in .txt) look at the first 1,000
+    lines, ignoring blank and `#` lines:
     - the first line has a tab -> CoNLL-U if it has 10 columns and an integer
       (or range) first column, else a column file;
     - no tab: a column file if a `-DOCSTART-` line occurs, or if every line has

@@ -178,7 +178,9 @@ def test_conllu_skips_ranges_and_empty_nodes_and_reads_xpos(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("tiny.txt", CONLLU, "tokens"),  # the suffix wins over the content
+        ("tiny.tok", CONLLU, "tokens"),  # the suffix wins over the content
+        ("tiny.txt", CONLLU, "conllu"),  # .txt is sniffed: CoNLL copies often end in .txt
+        ("eng.txt", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ B-VP O\n", "conll"),
         ("tiny.data", CONLLU, "conllu"),
         ("tiny.data", "EU\tB-ORG\nrejects\tO\n", "conll"),
         ("tiny.data", "-DOCSTART- O\nEU B-ORG\n", "conll"),
