@@ -1,0 +1,137 @@
+"""The deployment files, checked offline: compose, Dockerfile, Prometheus config and alerts, Kubernetes, dashboard.
+
+No container engine runs here, so each file is checked by the tool that
+reads it in production (docker-compose, hadolint, promtool, the Kubernetes
+schemas), and every metric the dashboard and the alerts query must be one a
+live `tagger serve` really exports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT
+from .test_server import free_port, get, post, wait_ready
+
+DEPLOY = ROOT / "deploy"
+PROMETHEUS = DEPLOY / "prometheus"
+KUBERNETES = DEPLOY / "kubernetes"
+
+
+def tool(name: str) -> str:
+    """A command-line tool, from PATH or beside this Python (the venv's hadolint, kubernetes-validate)."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.skip(f"{name} is not installed (.ci/run installs it)")
+    return found
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def test_compose_file_is_valid_and_runs_the_service_read_only() -> None:
+    done = run(tool("docker-compose"), "-f", "docker-compose.yml", "config")
+    config = yaml.safe_load(done.stdout)
+    tagger = config["services"]["tagger"]
+    assert tagger["read_only"] is True and "/tmp" in tagger["tmpfs"]
+    assert "ports" not in tagger  # replicas are reached through nginx's one port
+    assert {"nginx", "prometheus", "grafana"} <= set(config["services"])
+
+
+def test_dockerfile_passes_hadolint_and_runs_unprivileged() -> None:
+    run(tool("hadolint"), "Dockerfile")
+    text = (ROOT / "Dockerfile").read_text()
+    runtime = text[text.index("AS runtime") :]
+    assert "USER 10001" in runtime and "HEALTHCHECK" in runtime and "/readyz" in runtime
+    assert "torch" not in runtime.replace("no torch", "")
+    assert "gcc" not in runtime and "build-essential" not in runtime
+
+
+def test_prometheus_config_and_rules_pass_promtool() -> None:
+    promtool = tool("promtool")
+    run(promtool, "check", "config", str(PROMETHEUS / "prometheus.yml"))
+    run(promtool, "check", "rules", str(PROMETHEUS / "alerts.yml"))
+
+
+def test_every_alert_fires_in_promtool_unit_tests() -> None:
+    run(tool("promtool"), "test", "rules", str(PROMETHEUS / "alerts_test.yml"))
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"][0]["rules"]
+    tests = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
+    assert fired == {rule["alert"] for rule in rules}
+
+
+def test_kubernetes_scrape_config_passes_promtool(tmp_path: Path) -> None:
+    config_map = yaml.safe_load((KUBERNETES / "prometheus-scrape.yaml").read_text())
+    (tmp_path / "prometheus.yml").write_text(config_map["data"]["prometheus.yml"])
+    shutil.copy(PROMETHEUS / "alerts.yml", tmp_path / "alerts.yml")
+    run(tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
+
+
+def test_kubernetes_manifests_validate_against_the_schemas() -> None:
+    manifests = sorted(str(p) for p in KUBERNETES.glob("*.yaml"))
+    assert len(manifests) >= 5
+    run(tool("kubernetes-validate"), "--strict", "-k", "1.30.0", *manifests)
+
+
+def test_pod_drains_within_its_termination_grace() -> None:
+    pod = yaml.safe_load((KUBERNETES / "deployment.yaml").read_text())["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True and pod["securityContext"]["runAsNonRoot"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    pre_stop = 5  # the preStop sleep
+    drain = float(env["TAGGER_REQUEST_TIMEOUT_S"]) + 5  # uvicorn's graceful timeout (service/server.py)
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + drain
+
+
+def queried_metrics() -> set[str]:
+    """Metric names used by the dashboard and the alert rules."""
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "tagger.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"][0]["rules"]
+    exprs += [rule["expr"] for rule in rules]
+    names = {m for e in exprs for m in re.findall(r"\b(tagger_[a-z_]+|up)\b", e)}
+    return names - {"up"}  # `up` is Prometheus's own
+
+
+@pytest.fixture(scope="module")
+def live_metrics() -> Iterator[set[str]]:
+    """Sample names a real `tagger serve` on the shipped models exports after some traffic."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tagger.cli", "serve", "--models", str(ROOT / "exports"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process, seconds=120)  # type: ignore[arg-type]
+        assert post(f"{base}/v1/tag", {"sentences": [["A", "test", "."]]})[0] == 200
+        assert post(f"{base}/v1/tag", {"sentences": [[]]})[0] == 422  # a rejection, so its counter has a sample
+        status, body = get(f"{base}/metrics")
+        assert status == 200
+        yield {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if not line.startswith("#")}
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.mark.slow
+def test_dashboard_and_alerts_query_only_metrics_the_service_exports(live_metrics: set[str]) -> None:
+    queried = queried_metrics()
+    assert {"tagger_requests_total", "tagger_tokens_total", "tagger_queue_depth"} <= queried
+    assert queried - live_metrics == set()
