@@ -70,7 +70,11 @@ def create_metrics() -> Metrics:
             registry=r,
         ),
         inference_time=Histogram(
-            "tagger_inference_seconds", "ONNX Runtime time per batch", by_model, buckets=LATENCY_BUCKETS, registry=r
+            "tagger_inference_seconds",
+            "time per batch in the inference thread: ONNX Runtime and decoding",
+            by_model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         ),
         sentence_latency=Histogram(
             "tagger_sentence_seconds",
