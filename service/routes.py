@@ -101,15 +101,18 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 
+# The tag routes read the state from the app directly: a dependency costs
+# FastAPI's resolver a pass per request on the hottest path.
 @router.post("/v1/models/{model}/tag", response_model=TagResponse, response_model_exclude_none=True, responses=ERRORS)
-async def tag_with(model: str, body: TagRequest, request: Request, state: StateDep) -> Response:
+async def tag_with(model: str, body: TagRequest, request: Request) -> Response:
     """Tag sentences (token lists) or texts with the named model."""
-    return await _tag(state, model, body, request)
+    return await _tag(request.app.state.tagger, model, body, request)
 
 
 @router.post("/v1/tag", response_model=TagResponse, response_model_exclude_none=True, responses=ERRORS)
-async def tag(body: TagRequest, request: Request, state: StateDep) -> Response:
+async def tag(body: TagRequest, request: Request) -> Response:
     """Tag sentences or texts with the default model."""
+    state: AppState = request.app.state.tagger
     return await _tag(state, state.settings.default_model, body, request)
 
 

@@ -155,7 +155,7 @@ class Decoder:
         self.output_scheme: Scheme | None = output_scheme if scheme is not None else None
         merge = np.zeros((len(self.tags), len(self.output_tags)))
         merge[np.arange(len(self.tags)), self._to_output] = 1.0
-        self._merge = merge
+        self._merge: np.ndarray | None = None if self.output_tags == self.tags else merge
         # tags that would continue a span labelled X (IOB2: I-X), for exact span probabilities
         self._continues: dict[str, np.ndarray] = {}
         if scheme == "IOB2":
@@ -194,7 +194,7 @@ class Decoder:
         return out
 
     def _decoded(self, ids: np.ndarray, model_probs: np.ndarray, spans: list[ScoredSpan]) -> Decoded:
-        marginals = model_probs @ self._merge
+        marginals = model_probs if self._merge is None else model_probs @ self._merge
         out_ids = self._to_output[ids]
         return Decoded(
             ids=ids,
