@@ -180,6 +180,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tol
         scored = Metadata(**{**metadata.to_dict(), "scores": _scores(tmp, config, evaluated)})
         scored.extra["parity"] = parity.__dict__
         write_json(tmp / METADATA_FILE, scored.to_dict())
+        # mkdtemp made it 0700; a model folder is read by whoever serves it (a container's user).
+        tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -27,6 +27,12 @@ def test_export_folder_describes_itself(tiny_export: Path, tiny_config) -> None:
     assert metadata["config"]["model"]["hidden"] == 24
 
 
+def test_export_folder_is_readable_by_other_users(tiny_export: Path) -> None:
+    # a container serves it as a non-root user; the temporary folder it was built in was 0700
+    assert tiny_export.stat().st_mode & 0o777 == 0o755
+    assert all(f.stat().st_mode & 0o044 == 0o044 for f in tiny_export.iterdir())
+
+
 def test_onnx_runtime_matches_pytorch_in_mixed_length_batches(tiny_run: Path, tiny_export: Path, tiny_config) -> None:
     from model.checkpoint import load_checkpoint
     from model.predict import predict_scores
