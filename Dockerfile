@@ -15,6 +15,11 @@ COPY service/ service/
 # A regular (not editable) install of the core dependencies only: what serving needs.
 RUN /opt/tagger/bin/pip install --no-compile . \
     && /opt/tagger/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None"
+# COPY keeps the build context's modes, and `tagger export` leaves a model folder
+# 0700 (a temporary folder moved into place): the runtime user could not read it.
+# Readable by all, writable by none, whatever the checkout's modes.
+COPY exports/ /srv/tagger/exports/
+RUN chmod -R a+rX,go-w /srv/tagger/exports
 
 FROM python:3.11-slim AS runtime
 LABEL org.opencontainers.image.title="tagger" \
@@ -22,9 +27,10 @@ LABEL org.opencontainers.image.title="tagger" \
 RUN groupadd --system --gid 10001 tagger \
     && useradd --system --uid 10001 --gid tagger --no-create-home --home-dir /nonexistent tagger
 COPY --from=builder /opt/tagger /opt/tagger
-COPY exports/ /srv/tagger/exports/
+COPY --from=builder /srv/tagger/exports/ /srv/tagger/exports/
 # Everything the process writes goes to /tmp, which compose and Kubernetes
-# mount as tmpfs, so the root filesystem can be read-only.
+# mount as tmpfs, so the root filesystem can be read-only. (ONNX Runtime writes
+# its telemetry state under $HOME/.cache, hence HOME=/tmp.)
 ENV PATH=/opt/tagger/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -35,14 +41,14 @@ ENV PATH=/opt/tagger/bin:$PATH \
     TAGGER_PORT=8000 \
     TAGGER_INTRA_THREADS=1
 # TAGGER_INTRA_THREADS: ONNX Runtime sizes its pool from the host's cores, not
-# the container's CPU limit; one thread per inference leaves the event loop a
-# core. With a limit of N > 2 CPUs set it to N - 1 (the Kubernetes manifest
-# derives it from limits.cpu).
+# the container's CPU limit (it ignores cgroup quotas), so 0 would oversubscribe
+# a limited container; one thread per inference leaves the event loop a core
+# (measured faster than two on 2 cores). With a limit of N > 2 CPUs try N - 1.
 USER 10001:10001
 WORKDIR /srv/tagger
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen(f\"http://127.0.0.1:{os.environ['TAGGER_PORT']}/readyz\", timeout=2)"]
 # SIGTERM drains: /readyz turns 503, accepted requests finish, exit 0.
 STOPSIGNAL SIGTERM
 CMD ["tagger", "serve"]
