@@ -176,12 +176,8 @@ class Decoder:
         lengths = np.asarray(lengths, dtype=np.int64)
         if not self.structured:
             probs = softmax(scores)
-            out = []
-            for b, n in enumerate(lengths):
-                p = probs[b, :n]
-                ids = p.argmax(axis=-1)
-                out.append(self._decoded(ids, p, []))
-            return out
+            ids = probs.argmax(axis=-1)  # (B, T), the whole batch at once
+            return [self._decoded(ids[b, :n], probs[b, :n], []) for b, n in enumerate(lengths.tolist())]
         emissions = scores if self.crf is not None else log_softmax(scores)
         alpha, beta, log_z = self._forward_backward(emissions, lengths)
         paths = self._viterbi(emissions, lengths)

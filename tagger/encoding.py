@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,10 @@ CASINGS = (
     "other",
 )
 _DIGITS = re.compile(r"\d")
+# Tokens whose ids are remembered per vocabulary (cleared when full): text is
+# Zipfian, so most tokens of a request were seen before, and encoding is
+# per-token Python on the service's busiest thread.
+TOKEN_CACHE_SIZE = 50_000
 
 
 def word_key(token: str) -> str:
@@ -87,32 +92,45 @@ class Batch:
 
 @dataclass(frozen=True)
 class Encoded:
-    """One sentence's ids before padding (what the service queues per sentence)."""
+    """One sentence's ids before padding (what the service queues per sentence).
 
-    words: np.ndarray  # (n,) int64
-    cases: np.ndarray  # (n,) int64
-    chars: list[list[int]]  # n lists of character ids
+    Plain Python sequences: encoding runs per request on the event loop, and
+    `pad` turns a whole batch of them into arrays at once.
+    """
+
+    words: Sequence[int]  # n word ids
+    cases: Sequence[int]  # n casing ids
+    chars: Sequence[Sequence[int]]  # n lists of character ids
 
     def __len__(self) -> int:
         return len(self.words)
 
 
 def pad(sentences: Sequence[Encoded]) -> Batch:
-    """Pad encoded sentences into one batch, as wide as its longest sentence and token."""
+    """Pad encoded sentences into one batch, as wide as its longest sentence and token.
+
+    A fixed number of numpy calls per batch, whatever its size: this runs on
+    the service's inference thread, between model runs, for every batch.
+    """
     if not sentences:
         raise ValueError("cannot pad an empty batch")
-    lengths = np.array([len(s) for s in sentences], dtype=np.int64)
-    width = max(max((len(c) for c in s.chars), default=1) for s in sentences)
-    b, t = len(sentences), int(lengths.max())
-    words = np.zeros((b, t), dtype=np.int64)
-    cases = np.zeros((b, t), dtype=np.int64)
-    chars = np.zeros((b, t, max(width, 1)), dtype=np.int64)
-    for i, sentence in enumerate(sentences):
-        n = len(sentence)
-        words[i, :n] = sentence.words
-        cases[i, :n] = sentence.cases
-        for j, ids in enumerate(sentence.chars):
-            chars[i, j, : len(ids)] = ids
+    lengths = np.fromiter(map(len, sentences), np.int64, len(sentences))
+    b, t, total = len(sentences), int(lengths.max()), int(lengths.sum())
+    # each token's flat position in (b, t): sentence i's tokens start at i * t
+    firsts = np.cumsum(lengths) - lengths
+    at = np.arange(total) + np.repeat(np.arange(0, b * t, t) - firsts, lengths)
+    tokens = [ids for s in sentences for ids in s.chars]
+    sizes = np.fromiter(map(len, tokens), np.int64, total)
+    width = max(int(sizes.max()), 1)
+    # each character's flat position in (b, t, width)
+    char_at = np.arange(int(sizes.sum())) + np.repeat(at * width - (np.cumsum(sizes) - sizes), sizes)
+    flat_words = np.zeros(b * t, dtype=np.int64)
+    flat_cases = np.zeros(b * t, dtype=np.int64)
+    flat_chars = np.zeros(b * t * width, dtype=np.int64)
+    flat_words[at] = list(chain.from_iterable(s.words for s in sentences))
+    flat_cases[at] = list(chain.from_iterable(s.cases for s in sentences))
+    flat_chars[char_at] = list(chain.from_iterable(tokens))
+    words, cases, chars = flat_words.reshape(b, t), flat_cases.reshape(b, t), flat_chars.reshape(b, t, width)
     return Batch(words=words, cases=cases, chars=chars, lengths=lengths)
 
 
@@ -130,6 +148,7 @@ class Vocab:
     _word_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _char_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _tag_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _tokens: dict[str, tuple[int, int, list[int]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, items in (("words", self.words), ("chars", self.chars)):
@@ -144,6 +163,7 @@ class Vocab:
         object.__setattr__(self, "_word_index", {w: i for i, w in enumerate(self.words)})
         object.__setattr__(self, "_char_index", {c: i for i, c in enumerate(self.chars)})
         object.__setattr__(self, "_tag_index", {t: i for i, t in enumerate(self.tags)})
+        object.__setattr__(self, "_tokens", {})
 
     def word_id(self, token: str) -> int:
         """Id of a token: its case-folded form, else its digit-folded form, else UNK."""
@@ -162,15 +182,23 @@ class Vocab:
         index = self._char_index
         return [index.get(ch, UNK) for ch in token]
 
+    def token_ids(self, token: str) -> tuple[int, int, list[int]]:
+        """(word id, casing class, character ids) of a token, remembered for the next time it comes."""
+        found = self._tokens.get(token)
+        if found is None:
+            found = (self.word_id(token), casing(token), self.char_ids(token))
+            if len(self._tokens) >= TOKEN_CACHE_SIZE:
+                self._tokens.clear()
+            self._tokens[token] = found
+        return found
+
     def encode_sentence(self, tokens: Sequence[str]) -> Encoded:
         """Ids of one sentence, ready to be padded into a batch with others by `pad`."""
         if not tokens:
             raise ValueError("cannot encode a sentence with no tokens")
-        return Encoded(
-            words=np.array([self.word_id(tok) for tok in tokens], dtype=np.int64),
-            cases=np.array([casing(tok) for tok in tokens], dtype=np.int64),
-            chars=[self.char_ids(tok) for tok in tokens],
-        )
+        cache = self._tokens
+        words, cases, chars = zip(*[cache.get(tok) or self.token_ids(tok) for tok in tokens], strict=True)
+        return Encoded(words=words, cases=cases, chars=chars)
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> Batch:
         """Encode and pad a batch of tokenized sentences.

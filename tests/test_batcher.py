@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 def sentence(n: int, first: int = 2) -> Encoded:
     words = np.arange(first, first + n, dtype=np.int64)
-    return Encoded(words=words, cases=np.ones(n, dtype=np.int64), chars=[[2, 3]] * n)
+    return Encoded(words=words.tolist(), cases=[1] * n, chars=[[2, 3]] * n)
 
 
 class Recorder:
