@@ -8,6 +8,7 @@ unanswered; then the process exits.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from types import FrameType
@@ -29,10 +30,28 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def tune_garbage_collector() -> None:
+    """Leave the models out of garbage collection, and collect the young generation less often.
+
+    Under load, 64 requests in flight keep thousands of young objects alive
+    across awaits, so the default thresholds run collections every few
+    requests, and the older generations reach the models' vocabularies and the
+    libraries' objects. Measured on 2 cores at concurrency 64, with the loaded
+    objects frozen and a young generation of 10,000 allocations: 1,140 ->
+    1,420 requests/s on the 1-layer en-upos (medians of 4 runs), about +12%
+    on the shipped one, whose model leaves less to gain. Cycles are still
+    collected.
+    """
+    gc.collect()
+    gc.freeze()  # everything loaded so far: models, vocabularies, modules
+    gc.set_threshold(10_000, 10, 10)
+
+
 def serve(settings: Settings) -> None:
     """Load and verify the models, then serve until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
+    tune_garbage_collector()
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -148,7 +148,7 @@ class Vocab:
     _word_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _char_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _tag_index: dict[str, int] = field(init=False, repr=False, compare=False)
-    _tokens: dict[str, tuple[int, int, list[int]]] = field(init=False, repr=False, compare=False)
+    _tokens: dict[str, tuple[int, int, tuple[int, ...]]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, items in (("words", self.words), ("chars", self.chars)):
@@ -182,11 +182,12 @@ class Vocab:
         index = self._char_index
         return [index.get(ch, UNK) for ch in token]
 
-    def token_ids(self, token: str) -> tuple[int, int, list[int]]:
+    def token_ids(self, token: str) -> tuple[int, int, tuple[int, ...]]:
         """(word id, casing class, character ids) of a token, remembered for the next time it comes."""
         found = self._tokens.get(token)
         if found is None:
-            found = (self.word_id(token), casing(token), self.char_ids(token))
+            # all immutable: the garbage collector stops tracking such tuples
+            found = (self.word_id(token), casing(token), tuple(self.char_ids(token)))
             if len(self._tokens) >= TOKEN_CACHE_SIZE:
                 self._tokens.clear()
             self._tokens[token] = found
