@@ -100,7 +100,7 @@ class Encoded:
 
     words: Sequence[int]  # n word ids
     cases: Sequence[int]  # n casing ids
-    chars: Sequence[Sequence[int]]  # n lists of character ids
+    chars: Sequence[Sequence[int]]  # n sequences of character ids
 
     def __len__(self) -> int:
         return len(self.words)
@@ -197,8 +197,7 @@ class Vocab:
         """Ids of one sentence, ready to be padded into a batch with others by `pad`."""
         if not tokens:
             raise ValueError("cannot encode a sentence with no tokens")
-        cache = self._tokens
-        words, cases, chars = zip(*[cache.get(tok) or self.token_ids(tok) for tok in tokens], strict=True)
+        words, cases, chars = zip(*map(self.token_ids, tokens), strict=True)
         return Encoded(words=words, cases=cases, chars=chars)
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> Batch:
