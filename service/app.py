@@ -17,7 +17,7 @@ from service.errors import (
     handle_unexpected,
     handle_validation_error,
 )
-from service.metrics import create_metrics
+from service.metrics import InferenceProcesses, create_metrics
 from service.middleware import RequestGuard, RequestMetrics
 from service.registry import load_models, warm_up
 from service.routes import AppState, echo_router, router
@@ -28,6 +28,9 @@ def create_app(settings: Settings) -> FastAPI:
     """Load and verify every model now (errors stop start-up); serve once the lifespan starts."""
     metrics = create_metrics()
     state = AppState(settings=settings, metrics=metrics, models=load_models(settings, metrics))
+    metrics.registry.register(
+        InferenceProcesses(lambda: {name: m.batcher.pid for name, m in state.models.items() if m.batcher.pid})
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -46,6 +46,10 @@ class DeadlineExceeded(Exception):
     """A sentence waited past its request's deadline."""
 
 
+class WorkerLost(Exception):
+    """The process running a model's inference exited with sentences in flight."""
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     max_sentences: int = 64
@@ -62,9 +66,10 @@ R = TypeVar("R")
 @dataclass(eq=False)
 class _Item:
     sentence: Encoded
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | None  # in this process's Batcher; None in an inference process
     enqueued: float
     deadline: float
+    key: Any = None  # in an inference process: (request id, index in the request)
     length: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,23 +103,142 @@ def choose(items: Sequence[_Item], limits: BatchLimits) -> list[_Item]:
     return chosen
 
 
-class Batcher(Generic[R]):
-    """Queue + inference threads for one model; `run` maps a padded batch to one result per sentence, in order."""
+def take(
+    pending: Sequence[_Item], limits: BatchLimits, now: float, gone: Callable[[_Item], bool]
+) -> tuple[list[_Item], list[_Item], list[_Item]]:
+    """Split a queue into (next batch, late, still waiting); items nobody waits for (`gone`) are dropped."""
+    live: list[_Item] = []
+    late: list[_Item] = []
+    for item in pending:
+        if not gone(item):
+            (late if now > item.deadline else live).append(item)
+    batch = choose(live, limits) if live else []
+    taken = set(map(id, batch))
+    return batch, late, [item for item in live if id(item) not in taken]
 
-    def __init__(self, name: str, run: Callable[[Batch], Sequence[R]], limits: BatchLimits, metrics: Metrics) -> None:
+
+def observe_batch(metrics: Metrics, name: str, sentences: int, slots: int, words: int, seconds: float) -> None:
+    """Record one batch run: its inference time, size, padded size and padding share."""
+    metrics.inference_time.labels(name).observe(seconds)
+    metrics.batch_sentences.labels(name).observe(sentences)
+    metrics.batch_tokens.labels(name).observe(slots)
+    metrics.padding_ratio.labels(name).observe(1.0 - words / slots)
+    metrics.sentences.labels(name).inc(sentences)
+    metrics.tokens.labels(name).inc(words)
+
+
+class BatchQueue:
+    """The sentences waiting for a model, shared by its inference threads (which block in `next`).
+
+    Used by the in-process `Batcher` and by an inference process alike; it
+    holds items, not futures, and `gone` says which ones nobody waits for.
+    """
+
+    def __init__(self, name: str, limits: BatchLimits, gone: Callable[[_Item], bool] = lambda item: False) -> None:
+        self.name = name
+        self.limits = limits
+        self._gone = gone
+        self._pending: list[_Item] = []
+        self._changed = threading.Condition(threading.RLock())
+        self.draining = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def put(self, items: Sequence[_Item]) -> None:
+        """Queue items (all or none)."""
+        with self._changed:
+            if self.draining:
+                raise Draining(f"model {self.name!r} is shutting down")
+            if len(self._pending) + len(items) > self.limits.queue_size:
+                raise QueueFull(
+                    f"model {self.name!r} has {len(self._pending)} sentences queued; "
+                    f"the queue holds {self.limits.queue_size} (TAGGER_QUEUE_SIZE)"
+                )
+            self._pending.extend(items)
+            self._changed.notify()
+
+    def remove(self, drop: Callable[[_Item], bool]) -> None:
+        """Drop queued items at once (their request gave up)."""
+        with self._changed:
+            self._pending = [item for item in self._pending if not drop(item)]
+
+    def close(self) -> None:
+        """Refuse new items; `next` returns None once the queue is empty."""
+        with self._changed:
+            self.draining = True
+            self._changed.notify_all()
+
+    def next(self) -> tuple[list[_Item], list[_Item]] | None:
+        """Block until there is work: (next batch, items past their deadline); None once closed and empty."""
+        with self._changed:
+            while not self._pending:
+                if self.draining:
+                    return None
+                self._changed.wait()
+            if self.limits.max_wait > 0:
+                self._fill()
+            return self.take_now()
+
+    def take_now(self) -> tuple[list[_Item], list[_Item]]:
+        """(next batch, items past their deadline), without waiting; both empty if nothing is queued."""
+        with self._changed:
+            batch, late, self._pending = take(self._pending, self.limits, time.perf_counter(), self._gone)
+            return batch, late
+
+    def fill_time(self) -> float:
+        """Seconds to wait for the next batch to fill up under `max_wait` (0: take it now)."""
+        with self._changed:
+            if not self._pending or self.draining or len(self._pending) >= self.limits.max_sentences:
+                return 0.0
+            return max(0.0, self._pending[0].enqueued + self.limits.max_wait - time.perf_counter())
+
+    def _fill(self) -> None:
+        """Wait (holding the condition) up to max_wait after the oldest arrival for a batch to fill up."""
+        until = self._pending[0].enqueued + self.limits.max_wait
+        while len(self._pending) < self.limits.max_sentences and not self.draining:
+            remaining = until - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._changed.wait(remaining)
+
+
+class Batcher(Generic[R]):
+    """Queue + inference threads for one model in this process; `run` maps a padded batch to one result per
+    sentence, in order. (`service.remote.RemoteBatcher` is the same with the queue and model in a process of
+    their own.)"""
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[Batch], Sequence[R]],
+        limits: BatchLimits,
+        metrics: Metrics,
+        warm_up: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         self._run = run
+        self._warm_up = warm_up
         self._limits = limits
         self._metrics = metrics
-        self._pending: list[_Item] = []
-        self._changed = threading.Condition()
-        self._draining = False
+        # a done future was cancelled: its request gave up or its client left
+        self._queue = BatchQueue(name, limits, gone=_future_done)
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def depth(self) -> int:
-        return len(self._pending)
+        return self._queue.depth
+
+    @property
+    def available(self) -> bool:
+        return not self._queue.draining
+
+    @property
+    def pid(self) -> int | None:
+        """None: the model runs in this process."""
+        return None
 
     def start(self) -> None:
         """Start the inference threads; call from the event loop that will await the results."""
@@ -126,70 +250,35 @@ class Batcher(Generic[R]):
         for thread in self._threads:
             thread.start()
 
-    def submit(self, sentences: Sequence[Encoded], deadline: float) -> list[asyncio.Future[R]]:
-        """Queue sentences (all or none); each future resolves to that sentence's result."""
+    async def ready(self) -> None:
+        """Run the warm-up (if any) off the event loop; the model is ready after it."""
+        if self._warm_up is not None:
+            await asyncio.to_thread(self._warm_up)
+
+    def submit(self, sentences: Sequence[Encoded], deadline: float, details: bool = True) -> list[asyncio.Future[R]]:
+        """Queue sentences (all or none); each future resolves to that sentence's result (`details`: unused here,
+        the result is in this process anyway)."""
         loop = asyncio.get_running_loop()
-        with self._changed:
-            if self._draining:
-                raise Draining(f"model {self.name!r} is shutting down")
-            if len(self._pending) + len(sentences) > self._limits.queue_size:
-                raise QueueFull(
-                    f"model {self.name!r} has {len(self._pending)} sentences queued; "
-                    f"the queue holds {self._limits.queue_size} (TAGGER_QUEUE_SIZE)"
-                )
-            now = time.perf_counter()
-            items = [_Item(s, loop.create_future(), now, deadline) for s in sentences]
-            self._pending.extend(items)
-            self._metrics.queue_depth.labels(self.name).set(len(self._pending))
-            self._changed.notify()
-        return [item.future for item in items]
+        now = time.perf_counter()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in sentences]
+        self._queue.put([_Item(s, f, now, deadline) for s, f in zip(sentences, futures, strict=True)])
+        self._metrics.queue_depth.labels(self.name).set(self._queue.depth)
+        return futures
 
     async def drain(self) -> None:
         """Refuse new work, finish everything queued, then stop the threads."""
-        with self._changed:
-            self._draining = True
-            self._changed.notify_all()
+        self._queue.close()
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
 
     def _work(self) -> None:
-        while True:
-            with self._changed:
-                while not self._pending:
-                    if self._draining:
-                        return
-                    self._changed.wait()
-                if self._limits.max_wait > 0:
-                    self._fill()
-                batch = self._take()
+        while (work := self._queue.next()) is not None:
+            batch, late = work
+            self._metrics.queue_depth.labels(self.name).set(self._queue.depth)
+            if late:
+                self._call(_fail, late, DeadlineExceeded("waited past the request deadline"))
             if batch:
                 self._execute(batch)
-
-    def _fill(self) -> None:
-        """Wait (holding the condition) up to max_wait after the oldest arrival for a batch to fill up."""
-        until = self._pending[0].enqueued + self._limits.max_wait
-        while len(self._pending) < self._limits.max_sentences and not self._draining:
-            remaining = until - time.perf_counter()
-            if remaining <= 0:
-                return
-            self._changed.wait(remaining)
-
-    def _take(self) -> list[_Item]:
-        """Remove and return the next batch, failing or dropping items nobody waits for (condition held)."""
-        now = time.perf_counter()
-        live: list[_Item] = []
-        late: list[_Item] = []
-        for item in self._pending:
-            if item.future.done():  # cancelled: the request gave up or the client left
-                continue
-            (late if now > item.deadline else live).append(item)
-        if late:
-            self._call(_fail, late, DeadlineExceeded("waited past the request deadline"))
-        batch = choose(live, self._limits) if live else []
-        taken = set(map(id, batch))
-        self._pending = [item for item in live if id(item) not in taken]
-        self._metrics.queue_depth.labels(self.name).set(len(self._pending))
-        return batch
 
     def _execute(self, batch: list[_Item]) -> None:
         padded = pad([item.sentence for item in batch])
@@ -202,7 +291,8 @@ class Batcher(Generic[R]):
             self._call(_fail, batch, err)
             return
         finished = time.perf_counter()
-        self._observe(padded, finished - started)
+        words = int(padded.lengths.sum())
+        observe_batch(self._metrics, self.name, len(batch), padded.words.size, words, finished - started)
         for item in batch:
             self._metrics.sentence_latency.labels(self.name).observe(finished - item.enqueued)
         self._call(_deliver, batch, results)
@@ -213,25 +303,18 @@ class Batcher(Generic[R]):
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to answer
             self._loop.call_soon_threadsafe(callback, *args)
 
-    def _observe(self, padded: Batch, seconds: float) -> None:
-        m, name = self._metrics, self.name
-        slots = padded.words.size
-        real = int(padded.lengths.sum())
-        m.inference_time.labels(name).observe(seconds)
-        m.batch_sentences.labels(name).observe(len(padded.lengths))
-        m.batch_tokens.labels(name).observe(slots)
-        m.padding_ratio.labels(name).observe(1.0 - real / slots)
-        m.sentences.labels(name).inc(len(padded.lengths))
-        m.tokens.labels(name).inc(real)
+
+def _future_done(item: _Item) -> bool:
+    return item.future is not None and item.future.done()
 
 
 def _deliver(batch: list[_Item], results: Sequence[Any]) -> None:
     for item, result in zip(batch, results, strict=True):
-        if not item.future.done():
+        if item.future is not None and not item.future.done():
             item.future.set_result(result)
 
 
 def _fail(items: list[_Item], error: Exception) -> None:
     for item in items:
-        if not item.future.done():
+        if item.future is not None and not item.future.done():
             item.future.set_exception(error)

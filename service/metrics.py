@@ -8,7 +8,10 @@ truth about it; no multiprocess mode is needed.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,6 +22,8 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -42,6 +47,7 @@ class Metrics:
     sentences: Counter
     rejections: Counter
     model_info: Info
+    inference_restarts: Counter
 
 
 def create_metrics() -> Metrics:
@@ -101,4 +107,43 @@ def create_metrics() -> Metrics:
         sentences=Counter("tagger_sentences", "sentences tagged", by_model, registry=r),
         rejections=Counter("tagger_rejections", "refused requests by reason", ["reason"], registry=r),
         model_info=Info("tagger_model", "served models", ["model"], registry=r),
+        inference_restarts=Counter(
+            "tagger_inference_restarts",
+            "inference processes replaced after exiting unexpectedly",
+            by_model,
+            registry=r,
+        ),
     )
+
+
+class InferenceProcesses(Collector):
+    """CPU time and resident memory of each model's inference process, read from /proc at scrape time.
+
+    The process collector covers the server process only; the models run in
+    processes of their own (see service/worker.py). Nothing on systems without /proc.
+    """
+
+    def __init__(self, pids: Callable[[], dict[str, int | None]]) -> None:
+        self._pids = pids
+        self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = CounterMetricFamily(
+            "tagger_inference_process_cpu_seconds", "CPU time of a model's inference process", labels=["model"]
+        )
+        memory = GaugeMetricFamily(
+            "tagger_inference_process_resident_memory_bytes",
+            "resident memory of a model's inference process",
+            labels=["model"],
+        )
+        for model, pid in self._pids().items():
+            try:
+                # fields after the command name: state is 0, utime 11, stime 12, rss (pages) 21
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            cpu.add_metric([model], (int(fields[11]) + int(fields[12])) / self._ticks)
+            memory.add_metric([model], int(fields[21]) * self._page)
+        yield cpu
+        yield memory

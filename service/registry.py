@@ -7,25 +7,23 @@ serving something that was never checked.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service.batcher import Batcher, BatchLimits
 from service.metrics import Metrics
+from service.remote import RemoteBatcher
 from service.runtime import Runtime, load_runtime
 from service.settings import Settings
+from service.worker import WorkerOptions
 from tagger.artifact import METADATA_FILE, MODEL_FILE, ArtifactError
-
-WARMUP_SIZES = (1, 8, 32, 64)
-WARMUP_LENGTHS = (1, 8, 32, 128)
 
 
 @dataclass(frozen=True)
 class Served:
     runtime: Runtime
-    batcher: Batcher
+    batcher: Batcher[Any] | RemoteBatcher
 
     @property
     def version(self) -> str:
@@ -59,7 +57,7 @@ def load_models(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     served = {}
     for folder in discover(settings.models):
         runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
-        served[runtime.name] = Served(runtime, Batcher(runtime.name, runtime.tag, batch_limits(settings), metrics))
+        served[runtime.name] = Served(runtime, _batcher(runtime, settings, metrics))
         metadata = runtime.metadata
         metrics.model_info.labels(runtime.name).info(
             {"version": served[runtime.name].version, "sha256": metadata.files[MODEL_FILE], "task": metadata.task}
@@ -72,10 +70,20 @@ def load_models(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     return served
 
 
+def _batcher(runtime: Runtime, settings: Settings, metrics: Metrics) -> Batcher[Any] | RemoteBatcher:
+    limits = batch_limits(settings)
+    if settings.inference_process:
+        options = WorkerOptions(
+            folder=str(runtime.folder),
+            limits=limits,
+            intra_threads=settings.intra_threads,
+            spinning=settings.spinning,
+            warmup=settings.warmup,
+        )
+        return RemoteBatcher(runtime.name, options, metrics)
+    return Batcher(runtime.name, runtime.tag, limits, metrics, warm_up=runtime.warm_up if settings.warmup else None)
+
+
 async def warm_up(model: Served) -> None:
-    """Run a grid of batch shapes once, so first requests do not pay for ORT's lazy set-up."""
-    vocab = model.runtime.vocab
-    loop = asyncio.get_running_loop()
-    for size, length in itertools.product(WARMUP_SIZES, WARMUP_LENGTHS):
-        batch = vocab.encode([["warm"] * length] * size)
-        await loop.run_in_executor(None, model.runtime.tag, batch)
+    """Wait until the model is loaded and has run the warm-up grid (in its inference process, or here)."""
+    await model.batcher.ready()

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.batcher import DeadlineExceeded, Draining, QueueFull
+from service.batcher import DeadlineExceeded, Draining, QueueFull, WorkerLost
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.registry import Served
@@ -91,12 +91,18 @@ async def _results(futures: Sequence[asyncio.Future[Decoded]], request: Request,
         raise _deadline_exceeded(timeout) from None
     except DeadlineExceeded:
         raise _deadline_exceeded(timeout) from None
+    except WorkerLost as err:
+        raise _worker_lost(err) from None
     finally:
         for timer in timers:
             timer.cancel()
         for watcher in watchers:
             watcher.cancel()
     return list(done) if len(futures) > 1 else [done]
+
+
+def _worker_lost(err: WorkerLost) -> ApiError:
+    return ApiError(503, "inference_restarting", f"{err}; retry", headers={"Retry-After": "2"})
 
 
 def _deadline_exceeded(timeout: float) -> ApiError:
@@ -108,11 +114,14 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     settings = state.settings
     prepared = prepare(body, served.runtime.vocab, settings)
     try:
-        futures = served.batcher.submit(prepared.encoded, time.perf_counter() + settings.request_timeout_s)
+        deadline = time.perf_counter() + settings.request_timeout_s
+        futures = served.batcher.submit(prepared.encoded, deadline, details=body.scores or body.top_k > 0)
     except QueueFull as err:
         raise ApiError(503, "queue_full", str(err), headers={"Retry-After": "1"}) from None
     except Draining as err:
         raise ApiError(503, "draining", str(err), headers={"Retry-After": "5"}) from None
+    except WorkerLost as err:
+        raise _worker_lost(err) from None
     decoded = await _results(futures, request, settings.request_timeout_s)
     spans = served.runtime.metadata.scheme is not None
     offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(decoded)
@@ -184,6 +193,9 @@ async def readyz(state: StateDep) -> JSONResponse:
         return JSONResponse({"status": "draining"}, 503)
     if not state.ready:
         return JSONResponse({"status": "warming up"}, 503)
+    down = sorted(name for name, served in state.models.items() if not served.batcher.available)
+    if down:
+        return JSONResponse({"status": "restarting", "models": down}, 503)
     return JSONResponse({"status": "ready", "models": sorted(state.models)})
 
 

@@ -6,6 +6,7 @@ the figures they print are the figures the service delivers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ from tagger.artifact import (
 )
 from tagger.decoding import Decoded, Decoder
 from tagger.encoding import Batch, Vocab, length_sorted
+
+# Batch shapes run once before a model reports ready, so first requests do not pay for ORT's lazy set-up.
+WARMUP_SIZES = (1, 8, 32, 64)
+WARMUP_LENGTHS = (1, 8, 32, 128)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class Runtime:
     def tag(self, batch: Batch) -> list[Decoded]:
         """Run and decode a padded batch: one `Decoded` per sentence, in batch order."""
         return self.decoder.decode_batch(self.run(batch), batch.lengths)
+
+    def warm_up(self) -> None:
+        """Run the grid of batch shapes (WARMUP_SIZES x WARMUP_LENGTHS) once."""
+        for size, length in itertools.product(WARMUP_SIZES, WARMUP_LENGTHS):
+            self.tag(self.vocab.encode([["warm"] * length] * size))
 
     def tag_sentences(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[Decoded]:
         """Decoded sentences in input order (length-sorted batches inside)."""

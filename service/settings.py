@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # the other core; measured on 2 cores it beats one thread per core under load.
     intra_threads: int = Field(1, ge=0, description="ONNX Runtime threads per inference; 0 = one per core")
     inference_workers: int = Field(1, ge=1, description="batches run at the same time per model")
+    inference_process: bool = Field(
+        True,
+        description="run each model's queue and inference in a process of its own (false: a thread of the server "
+        "process, sharing its GIL with the event loop)",
+    )
     spinning: bool = Field(
         False, description="ONNX Runtime threads busy-wait between ops (steals the CPU the event loop needs)"
     )

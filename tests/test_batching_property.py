@@ -72,12 +72,16 @@ def test_batcher_results_equal_tagging_each_sentence_alone(
             np.testing.assert_allclose(decoded.marginals, reference.marginals, atol=1e-5)
 
 
-def test_concurrent_http_requests_get_the_same_tags_as_alone(models_dir: Path, runtime: Runtime) -> None:
+@pytest.mark.parametrize("inference_process", [True, False], ids=["own-process", "server-thread"])
+def test_concurrent_http_requests_get_the_same_tags_as_alone(
+    models_dir: Path, runtime: Runtime, inference_process: bool
+) -> None:
     rng = random.Random(11)
     sentences = [[rng.choice(WORDS) for _ in range(rng.randint(1, 30))] for _ in range(96)]
     expected = [alone(runtime, s).tags for s in sentences]
     got: dict[int, list[str]] = {}
-    with TestClient(create_app(Settings(models=models_dir, default_model="tiny", warmup=False))) as client:
+    settings = Settings(models=models_dir, default_model="tiny", warmup=False, inference_process=inference_process)
+    with TestClient(create_app(settings)) as client:
 
         def worker(indices: list[int]) -> None:
             for i in indices:

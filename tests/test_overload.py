@@ -1,14 +1,15 @@
 """When the model cannot keep up: a full queue is 503, a late result 504, and a client that leaves costs no compute.
 
 The model is held at a gate (its `tag` waits until the test opens it), so the
-queue fills and deadlines pass on cue instead of by racing a real load.
+queue fills and deadlines pass on cue instead of by racing a real load. The
+gate is a patch of this process, so these run the model in a thread of the
+server (`inference_process=False`); tests/test_inference_process.py holds an
+inference process with SIGSTOP instead.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -25,6 +25,7 @@ from service.routes import DISCONNECT_GRACE_S
 from service.runtime import Runtime
 from service.settings import Settings
 from tagger.encoding import Batch
+from tests.live import abandon_request, metrics, serving, until
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +56,13 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     gate.open.set()
 
 
-def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the server"
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def app_with(models_dir: Path, gate: Gate) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def start(**settings: Any) -> TestClient:
-        client = TestClient(create_app(Settings(models=models_dir, default_model="tiny", **settings)))
+        config = Settings(models=models_dir, default_model="tiny", inference_process=False, **settings)
+        client = TestClient(create_app(config))
         clients.append(client.__enter__())
         until(lambda: client.get("/readyz").status_code == 200)
         gate.ran.clear()  # warm-up batches
@@ -124,55 +119,31 @@ def test_a_result_past_the_deadline_is_504_and_its_queued_sentences_never_run(
     assert gate.ran == [[2], [2]]  # the late request (5 tokens) cost no compute
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def post(base: str, body: bytes) -> int:
     request = urllib.request.Request(f"{base}/v1/tag", body, {"content-type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return int(response.status)
 
 
-def metrics(base: str) -> str:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-        return str(response.read().decode())
-
-
 def test_a_client_that_leaves_costs_no_compute(models_dir: Path, gate: Gate) -> None:
-    app = create_app(Settings(models=models_dir, default_model="tiny", request_timeout_s=20))
-    port, base = free_port(), ""
-    base = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    app = create_app(Settings(models=models_dir, default_model="tiny", request_timeout_s=20, inference_process=False))
     try:
-        until(lambda: getattr(getattr(app.state, "tagger", None), "ready", False), seconds=60)
-        batcher = app.state.tagger.models["tiny"].batcher
-        gate.ran.clear()  # warm-up batches
-        gate.waiting.clear()
-        gate.open.clear()
-        with ThreadPoolExecutor(1) as pool:
-            held = pool.submit(post, base, b'{"sentences": [["The", "cat"]]}')
-            until(gate.waiting.is_set)
-            body = b'{"sentences": [["Dogs", "bark", "at", "the", "moon"]]}'
-            with socket.create_connection(("127.0.0.1", port)) as raw:
-                raw.sendall(
-                    b"POST /v1/tag HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                    b"content-length: %d\r\n\r\n%s" % (len(body), body)
-                )
-                until(lambda: batcher.depth == 1)
-                time.sleep(DISCONNECT_GRACE_S * 2)  # past the grace period: its disconnect is watched
-            # the server notices, answers 499 into the void and counts it; the sentence stays queued, cancelled
-            until(lambda: 'tagger_rejections_total{reason="client_disconnected"} 1.0' in metrics(base))
-            gate.open.set()
-            assert held.result() == 200
-        assert post(base, b'{"sentences": [["Fine"]]}') == 200
-        assert batcher.depth == 0
-        assert gate.ran == [[2], [1]]  # the 5 tokens of the client that left never ran
+        with serving(app) as (base, port):
+            batcher = app.state.tagger.models["tiny"].batcher
+            gate.ran.clear()  # warm-up batches
+            gate.waiting.clear()
+            gate.open.clear()
+            with ThreadPoolExecutor(1) as pool:
+                held = pool.submit(post, base, b'{"sentences": [["The", "cat"]]}')
+                until(gate.waiting.is_set)
+                body = b'{"sentences": [["Dogs", "bark", "at", "the", "moon"]]}'
+                abandon_request(port, body, lambda: batcher.depth == 1, linger=DISCONNECT_GRACE_S * 2)
+                # the server notices, answers 499 into the void and counts it; the sentence stays queued, cancelled
+                until(lambda: 'tagger_rejections_total{reason="client_disconnected"} 1.0' in metrics(base))
+                gate.open.set()
+                assert held.result() == 200
+            assert post(base, b'{"sentences": [["Fine"]]}') == 200
+            assert batcher.depth == 0
+            assert gate.ran == [[2], [1]]  # the 5 tokens of the client that left never ran
     finally:
         gate.open.set()
-        server.should_exit = True
-        thread.join(30)

@@ -1,0 +1,237 @@
+"""A batcher whose queue and model live in an inference process of their own (`service.worker`).
+
+Same face as `service.batcher.Batcher` (submit -> one future per sentence,
+depth, drain), so routes do not know which one they use. This side owns the
+futures, the queue bound (503), the metrics and the process: it spawns it,
+waits for it to load and warm up, and if it dies, fails the sentences in
+flight (503, retryable), spawns a new one, and reports not ready meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from service import worker
+from service.batcher import DeadlineExceeded, Draining, QueueFull, WorkerLost, observe_batch
+from service.metrics import Metrics
+from service.worker import BatchReport, Row, WorkerOptions
+from tagger.encoding import Encoded
+
+log = logging.getLogger(__name__)
+RESTART_DELAY_S = 1.0  # between a crashed inference process and its replacement
+
+
+@dataclass(eq=False)
+class _Request:
+    futures: list[asyncio.Future[Any]]
+    submitted: float
+    left: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.left = len(self.futures)
+
+
+class _Connection(asyncio.Protocol):
+    """Splits the byte stream from the inference process into messages."""
+
+    def __init__(self, owner: RemoteBatcher) -> None:
+        self.owner = owner
+        self.buffer = bytearray()
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        for message in worker.unframe(self.buffer):
+            self.owner._on_message(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class RemoteBatcher:
+    """One model's queue and inference in a child process; futures and metrics here."""
+
+    def __init__(self, name: str, options: WorkerOptions, metrics: Metrics) -> None:
+        self.name = name
+        self._options = options
+        self._metrics = metrics
+        self._requests: dict[int, _Request] = {}
+        self._next_id = 0
+        self._outstanding = 0  # sentences sent and not yet answered or given up
+        self._transport: asyncio.Transport | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._draining = False
+        self._output_tags: tuple[str, ...] = ()
+        self._backlog: list[bytes] = []  # written while no inference process is connected
+
+    @property
+    def depth(self) -> int:
+        """Sentences submitted and not yet answered (queued or in the batch running)."""
+        return self._outstanding
+
+    @property
+    def available(self) -> bool:
+        """An inference process is up and warmed up, and no drain has started."""
+        return self._ready is not None and self._ready.done() and not self._draining
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Spawn the inference process and keep one running until `drain`; call from the serving event loop."""
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self._supervisor = loop.create_task(self._supervise())
+
+    async def ready(self) -> None:
+        """Wait until the inference process has loaded and warmed up its model."""
+        assert self._ready is not None, "RemoteBatcher.start() was not called"
+        await asyncio.shield(self._ready)
+
+    def submit(self, sentences: Sequence[Encoded], deadline: float, details: bool = True) -> list[asyncio.Future[Any]]:
+        """Queue sentences (all or none); each future resolves to that sentence's `Decoded`.
+
+        Without `details` the probabilities stay in the inference process (the
+        `Decoded` has tags and spans only): most requests want tags alone.
+        """
+        if self._draining:
+            raise Draining(f"model {self.name!r} is shutting down")
+        limit = self._options.limits.queue_size
+        if self._outstanding + len(sentences) > limit:
+            raise QueueFull(
+                f"model {self.name!r} has {self._outstanding} sentences queued; "
+                f"the queue holds {limit} (TAGGER_QUEUE_SIZE)"
+            )
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        request_id, self._next_id = self._next_id, self._next_id + 1
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in sentences]
+        self._requests[request_id] = _Request(futures, now)
+        self._outstanding += len(sentences)
+        self._write(worker.frame(("submit", request_id, list(sentences), deadline - now, details)))
+        # the request gives up by cancelling its futures (deadline, disconnect): forget it there too
+        futures[0].add_done_callback(lambda future: self._cancel(request_id) if future.cancelled() else None)
+        return futures
+
+    def _write(self, data: bytes) -> None:
+        """To the inference process; while one is starting, kept until it is connected (the deadline still runs)."""
+        if self._transport is not None:
+            self._transport.write(data)
+        else:
+            self._backlog.append(data)
+
+    async def drain(self) -> None:
+        """Refuse new work, let the inference process finish everything queued, then wait for it to exit."""
+        self._draining = True
+        if self._drained is not None:
+            self._write(worker.frame(("drain",)))
+            await self._drained
+        if self._supervisor is not None:
+            await self._supervisor
+        self._fail_all(WorkerLost(f"model {self.name!r}: the inference process stopped before answering"))
+
+    async def _supervise(self) -> None:
+        """Run the inference process; replace it whenever it dies, until a drain ends it."""
+        loop = asyncio.get_running_loop()
+        while not self._draining:
+            context = multiprocessing.get_context("spawn")  # fork would copy this process's threads and loop
+            ours, theirs = socket.socketpair()
+            process = context.Process(
+                target=worker.main, args=(self._options, theirs), name=f"tagger-{self.name}", daemon=True
+            )
+            process.start()
+            theirs.close()
+            self._process = process
+            self._drained = loop.create_future()
+            transport, connection = await loop.create_unix_connection(lambda: _Connection(self), sock=ours)
+            self._transport = transport  # type: ignore[assignment]
+            transport.writelines(self._backlog)
+            self._backlog.clear()
+            await connection.lost
+            self._transport = None
+            await asyncio.to_thread(process.join)
+            if not self._drained.done():
+                self._drained.set_result(None)
+            self._fail_all(WorkerLost(f"model {self.name!r}: its inference process exited (code {process.exitcode})"))
+            if self._draining:
+                return
+            log.error("model %r: inference process exited (code %s); restarting", self.name, process.exitcode)
+            self._metrics.inference_restarts.labels(self.name).inc()
+            if self._ready is not None and self._ready.done():
+                self._ready = loop.create_future()
+            await asyncio.sleep(RESTART_DELAY_S)
+
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "batch":
+            self._deliver(message[1], message[2])
+        elif kind == "failed":
+            self._fail(message[1], RuntimeError(message[2]))
+        elif kind == "late":
+            self._fail(message[1], DeadlineExceeded("waited past the request deadline"))
+        elif kind == "ready":
+            self._output_tags = message[1]
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        elif kind == "load_error":
+            log.error("model %r: the inference process cannot load %s: %s", self.name, self._options.folder, message[1])
+        elif kind == "drained" and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _deliver(self, report: BatchReport, rows: list[tuple[int, int, Row]]) -> None:
+        m, name = self._metrics, self.name
+        observe_batch(m, name, report.sentences, report.slots, report.words, report.seconds)
+        m.queue_depth.labels(name).set(report.depth)
+        for wait in report.waits:
+            m.queue_wait.labels(name).observe(wait)
+        now = time.perf_counter()
+        for request_id, index, row in rows:
+            request = self._answered(request_id)
+            if request is not None:
+                m.sentence_latency.labels(name).observe(now - request.submitted)
+                future = request.futures[index]
+                if not future.done():
+                    future.set_result(worker.from_row(row, self._output_tags))
+
+    def _fail(self, keys: list[tuple[int, int]], error: Exception) -> None:
+        for request_id, index in keys:
+            request = self._answered(request_id)
+            if request is not None and not request.futures[index].done():
+                request.futures[index].set_exception(error)
+
+    def _answered(self, request_id: int) -> _Request | None:
+        """The request one more of whose sentences is answered (None if it gave up)."""
+        request = self._requests.get(request_id)
+        if request is not None:
+            self._outstanding -= 1
+            request.left -= 1
+            if request.left == 0:
+                del self._requests[request_id]
+        return request
+
+    def _cancel(self, request_id: int) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is None:
+            return
+        self._outstanding -= request.left
+        self._write(worker.frame(("cancel", request_id)))
+
+    def _fail_all(self, error: Exception) -> None:
+        requests, self._requests, self._outstanding = self._requests, {}, 0
+        for request in requests.values():
+            for future in request.futures:
+                if not future.done():
+                    future.set_exception(error)
+        self._metrics.queue_depth.labels(self.name).set(0)

@@ -1,0 +1,178 @@
+"""Each model's queue and inference run in a process of their own: what a user sees when it is slow, or dies.
+
+The inference process is held with SIGSTOP (and released with SIGCONT), so
+the queue fills and deadlines pass on cue; SIGKILL stands for a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.remote import RemoteBatcher
+from service.routes import DISCONNECT_GRACE_S
+from service.settings import Settings
+from service.worker import frame, from_row, to_row, unframe
+from tagger.decoding import Decoded, ScoredSpan
+from tests.live import abandon_request, metrics, serving, until
+
+pytestmark = pytest.mark.slow
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+def start(models_dir: Path) -> Iterator[Callable[..., TestClient]]:
+    clients: list[TestClient] = []
+
+    def start(**settings: Any) -> TestClient:
+        client = TestClient(create_app(Settings(models=models_dir, default_model="tiny", **settings)))
+        clients.append(client.__enter__())
+        until(lambda: client.get("/readyz").status_code == 200, seconds=60)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def batcher_of(app: Any) -> RemoteBatcher:
+    batcher = app.state.tagger.models["tiny"].batcher
+    assert isinstance(batcher, RemoteBatcher) and batcher.pid is not None
+    return batcher
+
+
+def tag(client: TestClient, *sentences: list[str]) -> Any:
+    return client.post("/v1/tag", json={"sentences": list(sentences)})
+
+
+def sentences_tagged(text: str) -> float:
+    match = re.search(r'^tagger_sentences_total\{model="tiny"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_the_model_runs_in_its_own_process_and_answers_like_in_this_one(start: Callable[..., TestClient]) -> None:
+    client = start()
+    assert batcher_of(client.app).pid != os.getpid()
+    response = tag(client, ["The", "cat", "sat", "."], ["Hi"])
+    assert response.status_code == 200
+    detailed = client.post("/v1/tag", json={"sentences": [["The", "cat"]], "scores": True, "top_k": 2}).json()
+    (result,) = detailed["results"]
+    assert len(result["scores"]) == 2 and len(result["top_k"][0]) == 2
+    assert result["top_k"][0][0]["tag"] == result["tags"][0]
+
+
+def test_a_full_queue_is_503_and_spares_what_is_queued(start: Callable[..., TestClient]) -> None:
+    client = start(queue_size=3, request_timeout_s=20)
+    batcher = batcher_of(client.app)
+    os.kill(batcher.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            queued = pool.submit(tag, client, ["A"], ["dog", "barks"], ["Hi"])  # 3 of 3, unanswered
+            until(lambda: batcher.depth == 3)
+            refused = tag(client, ["One", "more"])
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            error = refused.json()["error"]
+            assert error["reason"] == "queue_full" and "TAGGER_QUEUE_SIZE" in error["message"]
+            os.kill(batcher.pid, signal.SIGCONT)  # type: ignore[arg-type]
+            assert [r["tokens"] for r in queued.result().json()["results"]] == [["A"], ["dog", "barks"], ["Hi"]]
+    finally:
+        os.kill(batcher.pid, signal.SIGCONT)  # type: ignore[arg-type]
+    assert tag(client, ["Room", "again"]).status_code == 200
+
+
+def test_a_request_past_its_deadline_is_504_and_never_runs(start: Callable[..., TestClient]) -> None:
+    client = start(request_timeout_s=0.3)
+    batcher = batcher_of(client.app)
+    os.kill(batcher.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+    try:
+        late = tag(client, ["Dogs", "bark", "at", "the", "moon"])
+        assert late.status_code == 504 and late.json()["error"]["reason"] == "deadline_exceeded"
+        assert "TAGGER_REQUEST_TIMEOUT_S" in late.json()["error"]["message"]
+    finally:
+        os.kill(batcher.pid, signal.SIGCONT)  # type: ignore[arg-type]
+    assert tag(client, ["Fine", "now"]).status_code == 200
+    assert sentences_tagged(client.get("/metrics").text) == 1  # the late sentence cost no compute
+    assert batcher.depth == 0
+
+
+def test_a_crashed_inference_process_fails_its_requests_with_503_and_is_replaced(
+    start: Callable[..., TestClient],
+) -> None:
+    client = start(request_timeout_s=20)
+    batcher = batcher_of(client.app)
+    crashed = batcher.pid
+    os.kill(crashed, signal.SIGSTOP)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(tag, client, ["The", "cat"])
+        until(lambda: batcher.depth == 1)
+        os.kill(crashed, signal.SIGKILL)  # type: ignore[arg-type]
+        lost = in_flight.result()
+    assert lost.status_code == 503 and lost.headers["retry-after"] == "2"
+    assert lost.json()["error"]["reason"] == "inference_restarting"
+    assert client.get("/readyz").json() == {"status": "restarting", "models": ["tiny"]}
+    until(lambda: client.get("/readyz").status_code == 200, seconds=60)
+    assert batcher.pid != crashed and batcher.depth == 0
+    assert tag(client, ["Fine", "again"]).json()["results"][0]["tokens"] == ["Fine", "again"]
+    text = client.get("/metrics").text
+    assert 'tagger_inference_restarts_total{model="tiny"} 1.0' in text
+    memory = re.search(r'^tagger_inference_process_resident_memory_bytes\{model="tiny"\} (\S+)$', text, re.M)
+    assert memory and float(memory.group(1)) > 10e6  # the new process: ONNX Runtime and the model
+
+
+def test_a_client_that_leaves_costs_no_compute(models_dir: Path) -> None:
+    app = create_app(Settings(models=models_dir, default_model="tiny", request_timeout_s=20))
+    with serving(app) as (base, port):
+        batcher = batcher_of(app)
+        os.kill(batcher.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+        try:
+            body = b'{"sentences": [["Dogs", "bark", "at", "the", "moon"]]}'
+            abandon_request(port, body, lambda: batcher.depth == 1, linger=DISCONNECT_GRACE_S * 2)
+            until(lambda: 'tagger_rejections_total{reason="client_disconnected"} 1.0' in metrics(base))
+            assert batcher.depth == 0  # given up here at once; the inference process is told to drop it
+        finally:
+            os.kill(batcher.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        request = urllib.request.Request(f"{base}/v1/tag", b'{"sentences": [["Fine"]]}', JSON)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        assert sentences_tagged(metrics(base)) == 1  # the 5 tokens of the client that left never ran
+
+
+def test_messages_survive_any_split_of_the_byte_stream() -> None:
+    messages = [("submit", 1, [[1, 2, 3]], 9.5, False), ("cancel", 1), ("drain",)]
+    stream = b"".join(frame(m) for m in messages)
+    for cut in range(1, len(stream)):
+        buffer, got = bytearray(), []
+        for part in (stream[:cut], stream[cut:]):
+            buffer += part
+            got += list(unframe(buffer))
+        assert got == messages and not buffer
+
+
+def test_a_result_row_carries_probabilities_only_when_asked() -> None:
+    marginals = np.array([[0.75, 0.25], [0.1, 0.9]])
+    tags = ("B-PER", "O")
+    decoded = Decoded(
+        ids=np.array([0, 1]),
+        tags=["B-PER", "O"],
+        probs=np.array([0.75, 0.9]),
+        marginals=marginals,
+        output_tags=tags,
+        spans=[ScoredSpan("PER", 0, 1, 0.7)],
+    )
+    detailed = from_row(to_row(decoded, details=True), tags)
+    assert detailed.tags == decoded.tags and detailed.spans == decoded.spans
+    assert detailed.top_k(1) == [[("B-PER", 0.75)], [("O", 0.9)]]
+    np.testing.assert_array_equal(detailed.probs, decoded.probs)
+    plain = from_row(to_row(decoded, details=False), tags)
+    assert plain.tags == decoded.tags and plain.spans == decoded.spans and plain.probs.size == 0
