@@ -1,17 +1,21 @@
 """Load benchmark: the service under single-sentence requests, against its own ceilings.
 
-    python benchmarks/load.py [--model en-upos] [--data DEV_FILE] [--seconds 10] [--concurrency 1 16 64]
+    python benchmarks/load.py [--model en-upos] [--data DEV_FILE] [--seconds 10] [--repeat 3]
+                              [--concurrency 1 16 64]
 
 Starts `tagger serve` on 127.0.0.1 and drives it with wrk (Debian package `wrk`;
 C, one thread, so the load generator takes little of the 2 cores) sending
 single-sentence requests drawn from a dev set (EWT dev for en-upos, WikiANN
-dev for en-ner). Each run is bounded in
-time (`--seconds`) and so in requests. In the same run it measures:
+dev for en-ner). Each run is bounded in time (`--seconds`) and so in
+requests; each cell is the median of `--repeat` runs (machines of this kind
+move by 10-20% from run to run). In the same run it measures:
 
 - batching on (the service as shipped) at each concurrency;
 - batching off (TAGGER_BATCHING=false: every sentence alone, batch size 1);
 - an echo endpoint on the same stack (parse + validate + serialize, no model):
   the HTTP + JSON ceiling;
+- the model in a thread of the server process (TAGGER_INFERENCE_PROCESS=false),
+  the design before inference processes, for comparison;
 - the raw ONNX Runtime ceiling: length-sorted batches of 32, in-process, same
   model and threads, no HTTP.
 
@@ -119,15 +123,24 @@ def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, A
 
 
 def measure(
-    name: str, url: str, port: int, script: Path, words: float, levels: list[int], seconds: float
+    name: str, url: str, port: int, script: Path, words: float, levels: list[int], seconds: float, repeat: int
 ) -> list[dict[str, Any]]:
+    """One row per concurrency: the run with the median requests/s of `repeat` runs (batch figures over all)."""
     rows = []
     for connections in levels:
         wrk(url, script, connections, min(2.0, seconds))  # warm the connections and the caches
         before = scrape(port) if name != "echo" else {}
-        result = wrk(url, script, connections, seconds)
-        rps = result["requests"] / result["seconds"]
-        row = {"mode": name, "concurrency": connections, "requests_per_s": rps, "words_per_s": rps * words, **result}
+        runs = sorted((wrk(url, script, connections, seconds) for _ in range(repeat)), key=per_second)
+        result = runs[len(runs) // 2]
+        rps = per_second(result)
+        row = {
+            "mode": name,
+            "concurrency": connections,
+            "requests_per_s": rps,
+            "words_per_s": rps * words,
+            "runs_requests_per_s": [round(per_second(r)) for r in runs],
+            **result,
+        }
         if before:
             after = scrape(port)
             batches = after["tagger_batch_padding_ratio_count"] - before["tagger_batch_padding_ratio_count"]
@@ -136,9 +149,14 @@ def measure(
             row |= {"mean_padding_ratio": padding / batches if batches else 0.0, "mean_batch": sentences / batches}
         print(
             f"  {name:>8} c={connections:<3} {rps:8.0f} req/s  p50 {result['p50']:.2f} ms  p99 {result['p99']:.2f} ms"
+            f"  (runs: {row['runs_requests_per_s']})"
         )
         rows.append(row)
     return rows
+
+
+def per_second(result: dict[str, Any]) -> float:
+    return float(result["requests"] / result["seconds"])
 
 
 def onnx_ceiling(models: Path, model: str, sentences: list[tuple[str, ...]], threads: int) -> float:
@@ -187,7 +205,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode in ("batching", "no-batch", "echo"):
+    for mode in ("batching", "no-batch", "echo", "server-thread"):
         mine = [r for r in rows if r["mode"] == mode]
         levels = [r["concurrency"] for r in mine]
         left.plot(levels, [r["words_per_s"] for r in mine], "o-", label=mode)
@@ -208,9 +226,12 @@ def main() -> int:
     parser.add_argument("--model", default="en-upos")
     parser.add_argument("--data", type=Path, help="sentences to send (default: the model's dev set)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per cell; the table shows the median")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (0 = per core)")
-    parser.add_argument("--modes", nargs="+", default=["batching", "no-batch", "echo"], help="for quick tuning runs")
+    parser.add_argument(
+        "--modes", nargs="+", default=["batching", "no-batch", "echo", "server-thread"], help="for quick tuning runs"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -231,6 +252,8 @@ def main() -> int:
         ("batching", "/v1/tag", {}),
         ("no-batch", "/v1/tag", {"TAGGER_BATCHING": "false"}),
         ("echo", "/v1/echo", {"TAGGER_ECHO_ENDPOINT": "true", "TAGGER_WARMUP": "false"}),
+        # the model in a thread of the server process (as before inference processes), for comparison
+        ("server-thread", "/v1/tag", {"TAGGER_INFERENCE_PROCESS": "false"}),
     ]
     rows: list[dict[str, Any]] = []
     for name, path, env in [m for m in modes if m[0] in args.modes]:
@@ -238,17 +261,19 @@ def main() -> int:
         print(f"{name}: starting the service on 127.0.0.1:{port}")
         process = start_server(args.models, port, {**base, **env})
         try:
-            rows += measure(name, f"http://127.0.0.1:{port}{path}", port, script, words, args.concurrency, args.seconds)
+            url = f"http://127.0.0.1:{port}{path}"
+            rows += measure(name, url, port, script, words, args.concurrency, args.seconds, args.repeat)
         finally:
             stop_server(process)
     ceiling = onnx_ceiling(args.models, args.model, sentences, args.threads)
-    summary = ratios(rows) if len(args.modes) == 3 else {}
+    summary = ratios(rows) if {"batching", "no-batch", "echo"} <= set(args.modes) else {}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "model": args.model,
         "data": str(data),
         "words_per_request": words,
         "seconds_per_run": args.seconds,
+        "runs_per_cell": args.repeat,
         "rows": rows,
         "onnx_ceiling_words_per_s": ceiling,
     }

@@ -1,23 +1,26 @@
 """Dynamic batching: turn a stream of sentences into well-packed batches, and hand results back.
 
-One `Batcher` per model. Requests enqueue encoded sentences, each with an
-asyncio future; inference threads form batches and run them. There is no
-fixed window: a thread takes what is queued the moment it is free, so a lone
-request on an idle server runs at once, and under load the queue fills while
-the previous batch runs, which is what makes the next batch large.
+`BatchQueue` holds one model's waiting sentences and forms batches; it is
+shared by the two ways a model runs. In an inference process of its own
+(`service.worker`, the default) one thread reads requests and runs batches.
+In this process (`Batcher`, TAGGER_INFERENCE_PROCESS=false), requests queue
+sentences each with an asyncio future, and inference threads run batches.
+There is no fixed window either way: work is taken the moment the model is
+free, so a lone request on an idle server runs at once, and under load the
+queue fills while the previous batch runs, which is what makes the next batch
+large.
 
-The threads form their own batches instead of waiting for the event loop to
-hand them one: the loop is busy parsing requests under load, and a batch
-formed by a coroutine would wait its turn among them while the model sits
-idle. The loop's only share of a batch is one callback that resolves its
-futures.
+The inference side forms its own batches instead of waiting for the event
+loop to hand them one: the loop is busy parsing requests under load, and a
+batch formed by a coroutine would wait its turn among them while the model
+sits idle.
 
 Forming a batch: the oldest waiting sentence always goes in (nothing starves);
 the others are chosen by closeness of length to it, while the padded size
 (sentences x longest) stays within the token budget, the share of padding
 within its limit, and the count within the batch size. Sentences whose
 request gave up (deadline, disconnect) are dropped before they cost compute.
-The batcher knows nothing of HTTP.
+Nothing here knows HTTP.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def create_metrics() -> Metrics:
         ),
         inference_time=Histogram(
             "tagger_inference_seconds",
-            "time per batch in the inference thread: ONNX Runtime and decoding",
+            "time per batch in the model's inference process: ONNX Runtime and decoding",
             by_model,
             buckets=LATENCY_BUCKETS,
             registry=r,

@@ -58,6 +58,7 @@ def load_models(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     for folder in discover(settings.models):
         runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
         served[runtime.name] = Served(runtime, _batcher(runtime, settings, metrics))
+        metrics.inference_restarts.labels(runtime.name)  # exported at 0, so increase() sees the first restart
         metadata = runtime.metadata
         metrics.model_info.labels(runtime.name).info(
             {"version": served[runtime.name].version, "sha256": metadata.files[MODEL_FILE], "task": metadata.task}

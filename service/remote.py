@@ -120,7 +120,9 @@ class RemoteBatcher:
         futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in sentences]
         self._requests[request_id] = _Request(futures, now)
         self._outstanding += len(sentences)
-        self._write(worker.frame(("submit", request_id, list(sentences), deadline - now, details)))
+        # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
+        encoded = [(s.words, s.cases, s.chars) for s in sentences]
+        self._write(worker.frame(("submit", request_id, encoded, deadline - now, details)))
         # the request gives up by cancelling its futures (deadline, disconnect): forget it there too
         futures[0].add_done_callback(lambda future: self._cancel(request_id) if future.cancelled() else None)
         return futures

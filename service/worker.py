@@ -11,7 +11,7 @@ batch; both cores work (see README, "Performance").
 The server process talks to this one over a socket pair, in length-prefixed
 pickled messages (both ends are this codebase):
 
-    server -> worker   ("submit", request_id, [Encoded, ...], seconds_left, details)
+    server -> worker   ("submit", request_id, [(words, cases, chars), ...], seconds_left, details)
                        ("cancel", request_id)          the request gave up
                        ("drain",)                      finish the queue, then exit
     worker -> server   ("ready", output_tags) | ("load_error", message)
@@ -44,7 +44,7 @@ import numpy as np
 from service.batcher import BatchLimits, BatchQueue, Draining, QueueFull, _Item
 from service.runtime import load_runtime
 from tagger.decoding import Decoded, ScoredSpan
-from tagger.encoding import pad
+from tagger.encoding import Encoded, pad
 
 HEADER = struct.Struct("!I")  # payload length
 
@@ -177,7 +177,7 @@ class _Worker:
             _, request, sentences, seconds_left, details = message
             now = time.perf_counter()
             deadline = now + seconds_left
-            items = [_Item(s, None, now, deadline, (request, i, details)) for i, s in enumerate(sentences)]
+            items = [_Item(Encoded(*s), None, now, deadline, (request, i, details)) for i, s in enumerate(sentences)]
             try:
                 self.queue.put(items)
             except (QueueFull, Draining) as err:  # the server checks first; this is the backstop
