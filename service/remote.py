@@ -10,11 +10,13 @@ flight (503, retryable), spawns a new one, and reports not ready meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,8 @@ from tagger.encoding import Encoded
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_S = 1.0  # between a crashed inference process and its replacement
+MAX_RESTART_DELAY_S = 60.0  # doubling up to this while processes keep dying within a minute of starting
+DRAIN_TIMEOUT_S = 20.0  # for the inference process to finish its queue at shutdown before it is killed
 
 
 @dataclass(eq=False)
@@ -74,6 +78,7 @@ class RemoteBatcher:
         self._draining = False
         self._output_tags: tuple[str, ...] = ()
         self._backlog: list[bytes] = []  # written while no inference process is connected
+        self._stop = asyncio.Event()  # set by drain: wakes the supervisor from a restart delay
 
     @property
     def depth(self) -> int:
@@ -123,8 +128,9 @@ class RemoteBatcher:
         # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
         encoded = [(s.words, s.cases, s.chars) for s in sentences]
         self._write(worker.frame(("submit", request_id, encoded, deadline - now, details)))
-        # the request gives up by cancelling its futures (deadline, disconnect): forget it there too
-        futures[0].add_done_callback(lambda future: self._cancel(request_id) if future.cancelled() else None)
+        # the request gives up by cancelling its futures (deadline, disconnect): forget the rest of it there too
+        for future in futures:
+            future.add_done_callback(lambda done: self._cancel(request_id) if done.cancelled() else None)
         return futures
 
     def _write(self, data: bytes) -> None:
@@ -137,43 +143,79 @@ class RemoteBatcher:
     async def drain(self) -> None:
         """Refuse new work, let the inference process finish everything queued, then wait for it to exit."""
         self._draining = True
-        if self._drained is not None:
+        self._stop.set()
+        if self._drained is not None and not self._drained.done():
             self._write(worker.frame(("drain",)))
-            await self._drained
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), DRAIN_TIMEOUT_S)
+            except TimeoutError:
+                log.error(
+                    "model %r: the inference process did not finish in %g s; killing it", self.name, DRAIN_TIMEOUT_S
+                )
+                self._kill()
         if self._supervisor is not None:
             await self._supervisor
-        self._fail_all(WorkerLost(f"model {self.name!r}: the inference process stopped before answering"))
+        self._fail_all(Draining(f"model {self.name!r} is shutting down"))
 
     async def _supervise(self) -> None:
-        """Run the inference process; replace it whenever it dies, until a drain ends it."""
-        loop = asyncio.get_running_loop()
+        """Run the inference process; replace it whenever it dies (backing off while it dies young), until drained."""
+        delay = RESTART_DELAY_S / 2
         while not self._draining:
-            context = multiprocessing.get_context("spawn")  # fork would copy this process's threads and loop
-            ours, theirs = socket.socketpair()
-            process = context.Process(
-                target=worker.main, args=(self._options, theirs), name=f"tagger-{self.name}", daemon=True
-            )
-            process.start()
-            theirs.close()
-            self._process = process
-            self._drained = loop.create_future()
-            transport, connection = await loop.create_unix_connection(lambda: _Connection(self), sock=ours)
-            self._transport = transport  # type: ignore[assignment]
-            transport.writelines(self._backlog)
-            self._backlog.clear()
-            await connection.lost
-            self._transport = None
-            await asyncio.to_thread(process.join)
-            if not self._drained.done():
-                self._drained.set_result(None)
-            self._fail_all(WorkerLost(f"model {self.name!r}: its inference process exited (code {process.exitcode})"))
+            started = time.monotonic()
+            try:
+                exitcode: int | None = await self._run_process()
+            except asyncio.CancelledError:  # the server is going down without a drain: leave no process behind
+                self._kill()
+                raise
+            except Exception:  # spawning or connecting failed (memory, file descriptors): try again
+                log.exception("model %r: cannot start its inference process", self.name)
+                exitcode = None
             if self._draining:
                 return
-            log.error("model %r: inference process exited (code %s); restarting", self.name, process.exitcode)
+            log.error("model %r: inference process exited (code %s); restarting", self.name, exitcode)
             self._metrics.inference_restarts.labels(self.name).inc()
             if self._ready is not None and self._ready.done():
-                self._ready = loop.create_future()
-            await asyncio.sleep(RESTART_DELAY_S)
+                self._ready = asyncio.get_running_loop().create_future()
+            lived = time.monotonic() - started
+            delay = RESTART_DELAY_S if lived > MAX_RESTART_DELAY_S else min(2 * delay, MAX_RESTART_DELAY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _run_process(self) -> int | None:
+        """Spawn one inference process, serve through it until it exits, fail what it left unanswered."""
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")  # fork would copy this process's threads and loop
+        ours, theirs = socket.socketpair()
+        process = context.Process(
+            target=worker.main, args=(self._options, theirs), name=f"tagger-{self.name}", daemon=True
+        )
+        with _signals_blocked():  # inherited: a Ctrl-C while it starts up stays the server's business
+            process.start()
+        theirs.close()
+        self._process = process
+        self._drained = loop.create_future()
+        transport: asyncio.BaseTransport | None = None
+        try:
+            transport, connection = await loop.create_unix_connection(lambda: _Connection(self), sock=ours)
+            self._transport = transport  # type: ignore[assignment]
+            transport.writelines(self._backlog)  # type: ignore[attr-defined]
+            self._backlog.clear()
+            await connection.lost
+        finally:
+            self._transport = None
+            if transport is not None:
+                transport.close()  # the process sees end of stream and exits
+            else:
+                ours.close()
+        await asyncio.to_thread(process.join)
+        if not self._drained.done():
+            self._drained.set_result(None)
+        self._fail_all(WorkerLost(f"model {self.name!r}: its inference process exited (code {process.exitcode})"))
+        return process.exitcode
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
 
     def _on_message(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -181,6 +223,8 @@ class RemoteBatcher:
             self._deliver(message[1], message[2])
         elif kind == "failed":
             self._fail(message[1], RuntimeError(message[2]))
+        elif kind == "refused":  # the inference process's own bound: a retryable 503, like ours
+            self._fail(message[1], Draining(message[2]) if message[3] == "draining" else QueueFull(message[2]))
         elif kind == "late":
             self._fail(message[1], DeadlineExceeded("waited past the request deadline"))
         elif kind == "ready":
@@ -231,9 +275,20 @@ class RemoteBatcher:
         self._write(worker.frame(("cancel", request_id)))
 
     def _fail_all(self, error: Exception) -> None:
+        """Answer every open request with `error`; nothing written for them may reach a later process."""
+        self._backlog.clear()
         requests, self._requests, self._outstanding = self._requests, {}, 0
         for request in requests.values():
             for future in request.futures:
                 if not future.done():
                     future.set_exception(error)
         self._metrics.queue_depth.labels(self.name).set(0)
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -91,17 +91,24 @@ async def _results(futures: Sequence[asyncio.Future[Decoded]], request: Request,
         raise _deadline_exceeded(timeout) from None
     except DeadlineExceeded:
         raise _deadline_exceeded(timeout) from None
-    except WorkerLost as err:
-        raise _worker_lost(err) from None
+    except (QueueFull, Draining, WorkerLost) as err:
+        raise _refused(err) from None
     finally:
         for timer in timers:
             timer.cancel()
         for watcher in watchers:
             watcher.cancel()
+        for future in futures:  # after a failure, sentences still queued are dropped before they run
+            future.cancel()
     return list(done) if len(futures) > 1 else [done]
 
 
-def _worker_lost(err: WorkerLost) -> ApiError:
+def _refused(err: QueueFull | Draining | WorkerLost) -> ApiError:
+    """503s, each with the Retry-After that fits it."""
+    if isinstance(err, QueueFull):
+        return ApiError(503, "queue_full", str(err), headers={"Retry-After": "1"})
+    if isinstance(err, Draining):
+        return ApiError(503, "draining", str(err), headers={"Retry-After": "5"})
     return ApiError(503, "inference_restarting", f"{err}; retry", headers={"Retry-After": "2"})
 
 
@@ -116,12 +123,8 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     try:
         deadline = time.perf_counter() + settings.request_timeout_s
         futures = served.batcher.submit(prepared.encoded, deadline, details=body.scores or body.top_k > 0)
-    except QueueFull as err:
-        raise ApiError(503, "queue_full", str(err), headers={"Retry-After": "1"}) from None
-    except Draining as err:
-        raise ApiError(503, "draining", str(err), headers={"Retry-After": "5"}) from None
-    except WorkerLost as err:
-        raise _worker_lost(err) from None
+    except (QueueFull, Draining, WorkerLost) as err:
+        raise _refused(err) from None
     decoded = await _results(futures, request, settings.request_timeout_s)
     spans = served.runtime.metadata.scheme is not None
     offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(decoded)

@@ -16,7 +16,8 @@ pickled messages (both ends are this codebase):
                        ("drain",)                      finish the queue, then exit
     worker -> server   ("ready", output_tags) | ("load_error", message)
                        ("batch", BatchReport, [(request_id, index, Row), ...])
-                       ("failed", [(request_id, index), ...], message)
+                       ("failed", [(request_id, index), ...], message)      the model raised
+                       ("refused", [(request_id, index), ...], message, "queue_full" | "draining")
                        ("late", [(request_id, index), ...])   past the deadline, never run
                        ("drained",)
 
@@ -181,7 +182,8 @@ class _Worker:
             try:
                 self.queue.put(items)
             except (QueueFull, Draining) as err:  # the server checks first; this is the backstop
-                self.send(("failed", [item.key[:2] for item in items], str(err)))
+                reason = "draining" if isinstance(err, Draining) else "queue_full"
+                self.send(("refused", [item.key[:2] for item in items], str(err), reason))
         elif kind == "cancel":
             gone: int = message[1]
             self.queue.remove(lambda item: bool(item.key[0] == gone))
@@ -214,6 +216,7 @@ def main(options: WorkerOptions, sock: socket.socket) -> None:
     # Signals are the server's business: it drains this process with a message.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked while we were spawned
     try:
         worker = _Worker(options, sock)
         if options.warmup:

@@ -6,9 +6,12 @@ the queue fills and deadlines pass on cue; SIGKILL stands for a crash.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import signal
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +23,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.batcher import BatchLimits
+from service.metrics import create_metrics
 from service.remote import RemoteBatcher
 from service.routes import DISCONNECT_GRACE_S
 from service.settings import Settings
-from service.worker import frame, from_row, to_row, unframe
+from service.worker import BatchReport, WorkerOptions, frame, from_row, to_row, unframe
 from tagger.decoding import Decoded, ScoredSpan
+from tagger.encoding import Encoded
 from tests.live import abandon_request, metrics, serving, until
 
 pytestmark = pytest.mark.slow
@@ -92,7 +98,7 @@ def test_a_full_queue_is_503_and_spares_what_is_queued(start: Callable[..., Test
 
 
 def test_a_request_past_its_deadline_is_504_and_never_runs(start: Callable[..., TestClient]) -> None:
-    client = start(request_timeout_s=0.3)
+    client = start(request_timeout_s=1.0)
     batcher = batcher_of(client.app)
     os.kill(batcher.pid, signal.SIGSTOP)  # type: ignore[arg-type]
     try:
@@ -113,11 +119,15 @@ def test_a_crashed_inference_process_fails_its_requests_with_503_and_is_replaced
     batcher = batcher_of(client.app)
     crashed = batcher.pid
     os.kill(crashed, signal.SIGSTOP)  # type: ignore[arg-type]
-    with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(tag, client, ["The", "cat"])
-        until(lambda: batcher.depth == 1)
-        os.kill(crashed, signal.SIGKILL)  # type: ignore[arg-type]
-        lost = in_flight.result()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(tag, client, ["The", "cat"])
+            until(lambda: batcher.depth == 1)
+            os.kill(crashed, signal.SIGKILL)  # type: ignore[arg-type]
+            lost = in_flight.result()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(crashed, signal.SIGCONT)  # type: ignore[arg-type]
     assert lost.status_code == 503 and lost.headers["retry-after"] == "2"
     assert lost.json()["error"]["reason"] == "inference_restarting"
     assert client.get("/readyz").json() == {"status": "restarting", "models": ["tiny"]}
@@ -176,3 +186,22 @@ def test_a_result_row_carries_probabilities_only_when_asked() -> None:
     np.testing.assert_array_equal(detailed.probs, decoded.probs)
     plain = from_row(to_row(decoded, details=False), tags)
     assert plain.tags == decoded.tags and plain.spans == decoded.spans and plain.probs.size == 0
+
+
+def test_a_request_that_gives_up_after_part_of_it_was_answered_withdraws_the_rest() -> None:
+    async def scenario() -> tuple[int, list[tuple[object, ...]]]:
+        batcher = RemoteBatcher("m", WorkerOptions(folder="unused", limits=BatchLimits()), create_metrics())
+        sentence = Encoded(words=(2, 3), cases=(1, 1), chars=((2,), (3,)))
+        futures = batcher.submit([sentence] * 3, time.perf_counter() + 5, details=False)
+        answered = BatchReport(sentences=1, slots=2, words=2, seconds=0.001, waits=(0.0,), depth=2)
+        batcher._on_message(("batch", answered, [(0, 0, (["X", "Y"], None, None, ()))]))
+        assert (await futures[0]).tags == ["X", "Y"] and batcher.depth == 2
+        for future in futures:  # what the route does when it gives up (deadline, client gone)
+            future.cancel()
+        await asyncio.sleep(0)  # done callbacks run
+        sent = [m for data in batcher._backlog for m in unframe(bytearray(data))]  # no process started: all kept
+        return batcher.depth, sent
+
+    depth, sent = asyncio.run(scenario())
+    assert depth == 0
+    assert [m[0] for m in sent] == ["submit", "cancel"] and sent[1] == ("cancel", 0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import free_port
+from tests.live import free_port, until
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +78,26 @@ def server(models_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
         process.wait(10)
+
+
+def test_inference_processes_end_with_the_server_even_when_it_is_killed(models_dir: Path) -> None:
+    port = free_port()
+    process = start(models_dir, port)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        children = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+        assert children  # the model's inference process, and multiprocessing's resource tracker
+    finally:
+        process.kill()  # no drain, no exit handlers: the processes it spawned must notice on their own
+        process.wait(10)
+
+    def ended(pid: int) -> bool:
+        try:  # gone, or a zombie waiting for whoever adopted it
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    until(lambda: all(ended(pid) for pid in children), seconds=20)
 
 
 def test_sigterm_answers_every_accepted_request_then_exits(server: tuple[str, subprocess.Popen[str]]) -> None:
