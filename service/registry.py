@@ -81,7 +81,7 @@ def _batcher(runtime: Runtime, settings: Settings, metrics: Metrics) -> Batcher[
             spinning=settings.spinning,
             warmup=settings.warmup,
         )
-        return RemoteBatcher(runtime.name, options, metrics)
+        return RemoteBatcher(runtime.name, options, metrics, stall_timeout=settings.inference_stall_timeout_s)
     return Batcher(runtime.name, runtime.tag, limits, metrics, warm_up=runtime.warm_up if settings.warmup else None)
 
 

@@ -63,7 +63,7 @@ class _Connection(asyncio.Protocol):
 class RemoteBatcher:
     """One model's queue and inference in a child process; futures and metrics here."""
 
-    def __init__(self, name: str, options: WorkerOptions, metrics: Metrics) -> None:
+    def __init__(self, name: str, options: WorkerOptions, metrics: Metrics, stall_timeout: float = 30.0) -> None:
         self.name = name
         self._options = options
         self._metrics = metrics
@@ -79,6 +79,9 @@ class RemoteBatcher:
         self._output_tags: tuple[str, ...] = ()
         self._backlog: list[bytes] = []  # written while no inference process is connected
         self._stop = asyncio.Event()  # set by drain: wakes the supervisor from a restart delay
+        self._stall_timeout = stall_timeout
+        self._heard = time.monotonic()  # last message from the inference process, or start of the wait for one
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def depth(self) -> int:
@@ -99,6 +102,7 @@ class RemoteBatcher:
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self._supervisor = loop.create_task(self._supervise())
+        self._watchdog = loop.create_task(self._watch())
 
     async def ready(self) -> None:
         """Wait until the inference process has loaded and warmed up its model."""
@@ -124,6 +128,8 @@ class RemoteBatcher:
         request_id, self._next_id = self._next_id, self._next_id + 1
         futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in sentences]
         self._requests[request_id] = _Request(futures, now)
+        if not self._outstanding:
+            self._heard = time.monotonic()  # the wait for an answer starts now
         self._outstanding += len(sentences)
         # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
         encoded = [(s.words, s.cases, s.chars) for s in sentences]
@@ -155,6 +161,8 @@ class RemoteBatcher:
                 self._kill()
         if self._supervisor is not None:
             await self._supervisor
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._fail_all(Draining(f"model {self.name!r} is shutting down"))
 
     async def _supervise(self) -> None:
@@ -217,7 +225,24 @@ class RemoteBatcher:
         if self._process is not None and self._process.is_alive():
             self._process.kill()
 
+    async def _watch(self) -> None:
+        """Kill an inference process that owes answers and has said nothing for `stall_timeout` seconds.
+
+        A batch takes well under a second, and a busy process reports after
+        every one; silence that long means it hangs (a deadlock, a stopped
+        process), and a hung process would hold /readyz at 200 while every
+        request timed out. Killed, it is replaced like a crashed one.
+        """
+        while not self._draining:
+            await asyncio.sleep(min(1.0, self._stall_timeout / 4))
+            silent = time.monotonic() - self._heard
+            if self._outstanding and self.available and silent > self._stall_timeout:  # ready: warm-up is over
+                log.error("model %r: inference process silent %.0f s with work queued; killed", self.name, silent)
+                self._kill()
+                self._heard = time.monotonic()
+
     def _on_message(self, message: tuple[Any, ...]) -> None:
+        self._heard = time.monotonic()
         kind = message[0]
         if kind == "batch":
             self._deliver(message[1], message[2])

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         description="run each model's queue and inference in a process of its own (false: a thread of the server "
         "process, sharing its GIL with the event loop)",
     )
+    inference_stall_timeout_s: float = Field(
+        30.0, gt=0.0, description="kill and replace an inference process that owes answers and is silent this long"
+    )
     spinning: bool = Field(
         False, description="ONNX Runtime threads busy-wait between ops (steals the CPU the event loop needs)"
     )

@@ -140,6 +140,21 @@ def test_a_crashed_inference_process_fails_its_requests_with_503_and_is_replaced
     assert memory and float(memory.group(1)) > 10e6  # the new process: ONNX Runtime and the model
 
 
+def test_a_hung_inference_process_is_killed_and_replaced(start: Callable[..., TestClient]) -> None:
+    client = start(request_timeout_s=20, inference_stall_timeout_s=1.0)
+    batcher = batcher_of(client.app)
+    hung = batcher.pid
+    os.kill(hung, signal.SIGSTOP)  # type: ignore[arg-type]  # alive, but answers nothing
+    try:
+        response = tag(client, ["The", "cat"])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGCONT)  # type: ignore[arg-type]
+    assert response.status_code == 503 and response.json()["error"]["reason"] == "inference_restarting"
+    until(lambda: client.get("/readyz").status_code == 200, seconds=60)
+    assert batcher.pid != hung and tag(client, ["Fine"]).status_code == 200
+
+
 def test_a_client_that_leaves_costs_no_compute(models_dir: Path) -> None:
     app = create_app(Settings(models=models_dir, default_model="tiny", request_timeout_s=20))
     with serving(app) as (base, port):
