@@ -286,8 +286,9 @@ class Batcher(Generic[R]):
     def _execute(self, batch: list[_Item]) -> None:
         padded = pad([item.sentence for item in batch])
         started = time.perf_counter()
+        queue_wait = self._metrics.queue_wait.labels(self.name)
         for item in batch:
-            self._metrics.queue_wait.labels(self.name).observe(started - item.enqueued)
+            queue_wait.observe(started - item.enqueued)
         try:
             results = self._run(padded)
         except Exception as err:  # a failed batch fails its requests, never the thread
@@ -296,8 +297,9 @@ class Batcher(Generic[R]):
         finished = time.perf_counter()
         words = int(padded.lengths.sum())
         observe_batch(self._metrics, self.name, len(batch), padded.words.size, words, finished - started)
+        latency = self._metrics.sentence_latency.labels(self.name)
         for item in batch:
-            self._metrics.sentence_latency.labels(self.name).observe(finished - item.enqueued)
+            latency.observe(finished - item.enqueued)
         self._call(_deliver, batch, results)
 
     def _call(self, callback: Callable[..., None], *args: Any) -> None:

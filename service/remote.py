@@ -134,9 +134,14 @@ class RemoteBatcher:
         # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
         encoded = [(s.words, s.cases, s.chars) for s in sentences]
         self._write(worker.frame(("submit", request_id, encoded, deadline - now, details)))
+
         # the request gives up by cancelling its futures (deadline, disconnect): forget the rest of it there too
+        def on_done(done: asyncio.Future[Any]) -> None:
+            if done.cancelled():
+                self._cancel(request_id)
+
         for future in futures:
-            future.add_done_callback(lambda done: self._cancel(request_id) if done.cancelled() else None)
+            future.add_done_callback(on_done)
         return futures
 
     def _write(self, data: bytes) -> None:
@@ -265,13 +270,14 @@ class RemoteBatcher:
         m, name = self._metrics, self.name
         observe_batch(m, name, report.sentences, report.slots, report.words, report.seconds)
         m.queue_depth.labels(name).set(report.depth)
+        queue_wait, latency = m.queue_wait.labels(name), m.sentence_latency.labels(name)
         for wait in report.waits:
-            m.queue_wait.labels(name).observe(wait)
+            queue_wait.observe(wait)
         now = time.perf_counter()
         for request_id, index, row in rows:
             request = self._answered(request_id)
             if request is not None:
-                m.sentence_latency.labels(name).observe(now - request.submitted)
+                latency.observe(now - request.submitted)
                 future = request.futures[index]
                 if not future.done():
                     future.set_result(worker.from_row(row, self._output_tags))

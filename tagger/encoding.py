@@ -110,7 +110,7 @@ def pad(sentences: Sequence[Encoded]) -> Batch:
     """Pad encoded sentences into one batch, as wide as its longest sentence and token.
 
     A fixed number of numpy calls per batch, whatever its size: this runs on
-    the service's inference thread, between model runs, for every batch.
+    the model's inference process (or thread), between model runs, for every batch.
     """
     if not sentences:
         raise ValueError("cannot pad an empty batch")
