@@ -34,6 +34,7 @@ class ModelConfig:
     glove: bool = True  # initialise word vectors from GloVe 6B 50d
     glove_top_k: int = 100_000  # most frequent GloVe words kept beyond the training words
     glove_int8: bool = False  # store those extra (frozen) vectors as int8 + a scale per row: 4x smaller exports
+    glove_freeze: bool = False  # keep every GloVe vector fixed, training words too; train only words GloVe lacks
     word_dim: int = 50  # must be 50 with GloVe
     min_word_freq: int = 1  # training words kept in the vocabulary
     case_dim: int = 8
@@ -62,6 +63,7 @@ class TrainConfig:
     patience: int = 6  # epochs without improvement before stopping
     threads: int = 2  # torch intra-op threads
     max_sentences: int = 0  # use only the first N training sentences (0 = all)
+    mention_replace: float = 0.0  # span tags: chance per mention per epoch of swapping in another of its type
 
 
 @dataclass(frozen=True)

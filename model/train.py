@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from model.augment import mention_pool, replace_mentions
 from model.batches import drop_words, iterate, unk_probabilities
 from model.checkpoint import build_model, decoder_of, load_checkpoint, save_checkpoint
 from model.config import Config, DataConfig
@@ -33,6 +34,7 @@ from model.vocab import build_vocab, load_glove, pretrained_matrix, word_counts
 from tagger.encoding import Vocab
 from tagger.evaluation import Report, evaluate
 from tagger.readers import Sentence, read_corpus, retag
+from tagger.schemes import is_span_tagset
 
 
 def read_split(data: DataConfig, path: str) -> list[Sentence]:
@@ -85,6 +87,11 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
     train_set = read_split(config.data, config.data.train)
     if config.train.max_sentences:
         train_set = train_set[: config.train.max_sentences]
+    rate = config.train.mention_replace
+    if rate and not is_span_tagset(t for s in train_set for t in s.tags):
+        raise ValueError(f"train.mention_replace is {rate}, but {config.data.train} has no span (entity) tags")
+    pool = mention_pool(train_set) if rate else {}
+    train_iob2 = train_set
     # span tags are learned in the model's scheme (BIOES by default), scored in IOB2
     train_set = retag(train_set, "IOB2", config.model.tag_scheme)
     dev_set = read_split(config.data, config.data.dev)
@@ -111,6 +118,8 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
     while state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
         epoch = state["epoch"] + 1
         started = time.perf_counter()
+        if rate:  # a fresh draw of swapped mentions every epoch
+            train_set = retag(replace_mentions(train_iob2, pool, rate, rng), "IOB2", config.model.tag_scheme)
         loss = _train_epoch(model, vocab, train_set, config, optimizer, rng, generator, unk_probs, epoch)
         report = score(model, config, vocab, dev_set)
         metric = headline(report)

@@ -52,11 +52,20 @@ def build_vocab(
     """Vocabularies for a model, and how many leading word ids are training words (fine-tuned).
 
     Word order: padding, unknown, training words by frequency, then GloVe-only words.
+    With `glove_freeze`, training words that GloVe has move to the frozen part
+    (after the words GloVe lacks, before the GloVe-only ones): a word seen in
+    training and a word first seen at serving time then live in the same
+    vector space, instead of fine-tuned rows drifting away from the fixed ones.
     """
     counts = word_counts(sentences)
     words = [w for w, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if c >= config.min_word_freq]
     words = [w for w in words if w not in (PAD_TOKEN, UNK_TOKEN)]
-    trained = len(words) + 2
+    if config.glove_freeze and glove_words:
+        in_glove = set(glove_words)
+        words = [w for w in words if w not in in_glove] + [w for w in words if w in in_glove]
+        trained = sum(w not in in_glove for w in words) + 2
+    else:
+        trained = len(words) + 2
     seen = set(words)
     words += [w for w in glove_words[: config.glove_top_k] if w not in seen]
     char_counts = Counter(ch for s in sentences for tok in s.tokens for ch in tok)
