@@ -19,6 +19,10 @@ move by 10-20% from run to run). In the same run it measures:
 - the raw ONNX Runtime ceiling: length-sorted batches of 32, in-process, same
   model and threads, no HTTP.
 
+Each row also says where the CPU went (Linux /proc): microseconds of CPU per
+request in the server process, in its inference processes and in wrk, and
+how busy the machine's cores were; that is what says what limits a mode.
+
 Writes load-MODEL.json, .md and .png to --out, and prints the table.
 """
 
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -111,26 +116,65 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
-def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process, and of its live children together (0 without /proc)."""
+
+    def of(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        children = []
+    return of(pid), sum(of(c) for c in children)
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float, server: int | None = None) -> dict[str, Any]:
+    """One wrk run; with the `server` pid, also the CPU microseconds per request of each party."""
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds only
     command = ["wrk", "-t1", f"-c{connections}", duration, "--timeout", "30s", "-s", str(script), url]
+    before = cpu_seconds(server) if server else (0.0, 0.0)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    after, used = (cpu_seconds(server) if server else (0.0, 0.0)), resource.getrusage(resource.RUSAGE_CHILDREN)
     match = re.search(r"^RESULT (\{.*\})$", output, re.M)
     if not match:
         raise RuntimeError(f"wrk printed no result:\n{output}")
     result: dict[str, Any] = json.loads(match.group(1))
+    if server and result["requests"]:
+        per_request = 1e6 / result["requests"]
+        client = used.ru_utime + used.ru_stime - usage.ru_utime - usage.ru_stime
+        server_cpu, inference_cpu = after[0] - before[0], after[1] - before[1]
+        result |= {
+            "server_us_per_request": server_cpu * per_request,
+            "inference_us_per_request": inference_cpu * per_request,
+            "wrk_us_per_request": client * per_request,
+            "cores_busy": (server_cpu + inference_cpu + client) / result["seconds"],
+        }
     return result
 
 
 def measure(
-    name: str, url: str, port: int, script: Path, words: float, levels: list[int], seconds: float, repeat: int
+    name: str,
+    url: str,
+    port: int,
+    server: int,
+    script: Path,
+    words: float,
+    levels: list[int],
+    seconds: float,
+    repeat: int,
 ) -> list[dict[str, Any]]:
     """One row per concurrency: the run with the median requests/s of `repeat` runs (batch figures over all)."""
     rows = []
     for connections in levels:
         wrk(url, script, connections, min(2.0, seconds))  # warm the connections and the caches
         before = scrape(port) if name != "echo" else {}
-        runs = sorted((wrk(url, script, connections, seconds) for _ in range(repeat)), key=per_second)
+        runs = sorted((wrk(url, script, connections, seconds, server) for _ in range(repeat)), key=per_second)
         result = runs[len(runs) // 2]
         rps = per_second(result)
         row = {
@@ -170,18 +214,29 @@ def onnx_ceiling(models: Path, model: str, sentences: list[tuple[str, ...]], thr
 
 def table(rows: list[dict[str, Any]], ceiling: float) -> str:
     lines = [
-        "| mode | concurrency | requests/s | words/s | p50 ms | p95 ms | p99 ms | mean batch | padding | non-2xx |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | concurrency | requests/s | words/s | p50 ms | p95 ms | p99 ms | mean batch | padding | non-2xx "
+        "| CPU us/request: server / inference / wrk | cores busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         batch = f"{r['mean_batch']:.1f}" if "mean_batch" in r else "-"
         padding = f"{100 * r['mean_padding_ratio']:.1f}%" if "mean_padding_ratio" in r else "-"
         lines.append(
             f"| {r['mode']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['words_per_s']:.0f} | "
-            f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {batch} | {padding} | {r['non2xx']} |"
+            f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {batch} | {padding} | {r['non2xx']} | {cpu(r)} |"
         )
-    lines.append(f"| onnxruntime, in-process, sorted batches of 32 | - | - | {ceiling:.0f} | - | - | - | 32 | - | - |")
+    lines.append(
+        f"| onnxruntime, in-process, sorted batches of 32 | - | - | {ceiling:.0f} | - | - | - | 32 | - | - | - | - |"
+    )
     return "\n".join(lines)
+
+
+def cpu(row: dict[str, Any]) -> str:
+    """The CPU cells of a row: where the CPU went per request, and the cores busy (- without /proc)."""
+    if "cores_busy" not in row:
+        return "- | -"
+    parts = (row["server_us_per_request"], row["inference_us_per_request"], row["wrk_us_per_request"])
+    return " / ".join(f"{p:.0f}" for p in parts) + f" | {row['cores_busy']:.2f}"
 
 
 def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -262,7 +317,7 @@ def main() -> int:
         process = start_server(args.models, port, {**base, **env})
         try:
             url = f"http://127.0.0.1:{port}{path}"
-            rows += measure(name, url, port, script, words, args.concurrency, args.seconds, args.repeat)
+            rows += measure(name, url, port, process.pid, script, words, args.concurrency, args.seconds, args.repeat)
         finally:
             stop_server(process)
     ceiling = onnx_ceiling(args.models, args.model, sentences, args.threads)
