@@ -64,6 +64,7 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads
     max_sentences: int = 0  # use only the first N training sentences (0 = all)
     mention_replace: float = 0.0  # span tags: chance per mention per epoch of swapping in another of its type
+    average_last: int = 0  # also try the mean weights of the last N epochs as the best model (0 = off)
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,26 @@ def test_glove_initialises_known_words_and_freezes_the_rest(tiny_config: Config,
     # frozen rows are exactly GloVe's vectors after training
     row = words.index(frozen[0])
     assert torch.equal(model.frozen_words[0], torch.from_numpy(vectors[row]))
+
+
+def test_averaging_the_last_epochs_keeps_whichever_scores_better(tiny_config: Config, tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=4, average_last=2))
+    best = train(config, tmp_path / "averaged")
+    log = [json.loads(line) for line in (best.parent / "log.jsonl").read_text().splitlines()]
+    assert "averaged_dev_metric" not in log[0]  # one epoch is no average
+    assert all("averaged_dev_metric" in entry for entry in log[1:])
+    candidates = [max(e["dev_metric"], e.get("averaged_dev_metric", -1.0)) for e in log]
+    _, _, _, state = load_checkpoint(best)
+    assert state["dev_metric"] == max(candidates)
+    assert state["epoch"] == 1 + candidates.index(max(candidates))
+
+
+def test_averaged_weights_are_the_mean_of_the_snapshots(tiny_run: Path) -> None:
+    from model.train import _averaged, _parameters
+
+    model = load_checkpoint(tiny_run / "last.pt")[0]
+    first = _parameters(model)
+    second = {name: p + 2.0 for name, p in first.items()}
+    averaged = dict(_averaged(model, [first, second]).named_parameters())
+    assert all(torch.allclose(averaged[name], first[name] + 1.0, atol=1e-6) for name in first)
+    assert torch.equal(dict(model.named_parameters())["out.weight"], first["out.weight"])  # the model is untouched
