@@ -23,6 +23,10 @@ Each row also says where the CPU went (Linux /proc): microseconds of CPU per
 request in the server process, in its inference processes and in wrk, and
 how busy the machine's cores were; that is what says what limits a mode.
 
+With `--spacy-python PYTHON` (an interpreter that has spaCy), the same run
+also measures spaCy's tagger in-process on the same sentences
+(`benchmarks/spacy_baseline.py`), the rival the service should beat over HTTP.
+
 Writes load-MODEL.json, .md and .png to --out, and prints the table.
 """
 
@@ -253,6 +257,13 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def spacy_words_per_s(python: str, data: Path, work: Path) -> float:
+    """spaCy's tagger in-process on the same sentences, run by an interpreter that has spaCy."""
+    script = ROOT / "benchmarks" / "spacy_baseline.py"
+    subprocess.run([python, str(script), "--data", str(data), "--out", str(work)], check=True, timeout=600)
+    return float(json.loads((work / "spacy-baseline.json").read_text())["words_per_s"])
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -288,6 +299,7 @@ def main() -> int:
         "--modes", nargs="+", default=["batching", "no-batch", "echo", "server-thread"], help="for quick tuning runs"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--spacy-python", help="a Python with spaCy installed: also measure spaCy's tagger")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -322,6 +334,11 @@ def main() -> int:
             stop_server(process)
     ceiling = onnx_ceiling(args.models, args.model, sentences, args.threads)
     summary = ratios(rows) if {"batching", "no-batch", "echo"} <= set(args.modes) else {}
+    spacy = spacy_words_per_s(args.spacy_python, data, work) if args.spacy_python else None
+    if spacy is not None and "batching" in args.modes:
+        top = max(args.concurrency)
+        best = next(r for r in rows if r["mode"] == "batching" and r["concurrency"] == top)
+        summary[f"words/s batching over HTTP at c={top} / spaCy in-process"] = best["words_per_s"] / spacy
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "model": args.model,
@@ -331,10 +348,13 @@ def main() -> int:
         "runs_per_cell": args.repeat,
         "rows": rows,
         "onnx_ceiling_words_per_s": ceiling,
+        "spacy_in_process_words_per_s": spacy,
     }
     stem = f"load-{args.model}"
     (args.out / f"{stem}.json").write_text(json.dumps({**report, "ratios": summary}, indent=1) + "\n")
-    markdown = table(rows, ceiling) + "\n\n" + "\n".join(f"- {k}: {v:.2f}" for k, v in summary.items()) + "\n"
+    spacy_row = f"\n| spaCy tok2vec + tagger, in-process, batches of 256 | - | - | {spacy:.0f} |" + " - |" * 8
+    markdown = table(rows, ceiling) + (spacy_row if spacy else "")
+    markdown += "\n\n" + "\n".join(f"- {k}: {v:.2f}" for k, v in summary.items()) + "\n"
     (args.out / f"{stem}.md").write_text(markdown)
     plot(rows, args.out / f"{stem}.png")
     print(markdown)

@@ -166,7 +166,12 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tol
                 "onnxruntime": onnxruntime.__version__,
                 "opset": str(OPSET),
             },
-            extra={"checkpoint_epoch": state.get("epoch"), "checkpoint_dev_metric": state.get("dev_metric")},
+            extra={
+                "checkpoint_epoch": state.get("epoch"),
+                "checkpoint_dev_metric": state.get("dev_metric"),
+                # the mean weights of the epochs up to checkpoint_epoch (train.average_last)
+                "checkpoint_averaged": bool(state.get("averaged", False)),
+            },
         )
         write_json(tmp / METADATA_FILE, metadata.to_dict())
         parity = check_parity(model, decoder, tmp, dev)
