@@ -65,16 +65,17 @@ def test_en_ner_reproduces_its_recorded_wikiann_test_f1() -> None:
     report = evaluate([list(s.tags) for s in sentences], predicted)
     assert report.spans is not None
     assert report.spans.f1 == pytest.approx(runtime.metadata.scores["test"]["f1"], abs=1e-9)
-    assert report.spans.f1 >= 0.81  # measured 0.8118; the target of 0.83 is not reached yet
+    assert report.spans.f1 >= 0.815  # measured 0.8168; the target of 0.83 is not reached yet
 
 
 @pytest.mark.parametrize("name", ["en-upos", "en-ner"])
-def test_each_shipped_model_is_reproduced_by_the_config_of_its_name(name: str) -> None:
-    # the export records the resolved config it was trained with; `tagger train --config configs/NAME.json`
-    # must resolve to the same one, or the README's reproduction command trains something else
+def test_each_shipped_model_is_reproduced_by_the_config_it_names(name: str) -> None:
+    # the export records the resolved config it was trained with, named for its file in configs/;
+    # `tagger train --config configs/THAT.json` must resolve to the same one, or the README's
+    # reproduction command trains something else
     # (fields added since the export was made resolve to their defaults, which mean "as before")
     recorded = json.loads((ROOT / "exports" / name / METADATA_FILE).read_text())["config"]
-    assert Config.load(ROOT / "configs" / f"{name}.json") == Config.from_dict(recorded)
+    assert Config.load(ROOT / "configs" / f"{recorded['name']}.json") == Config.from_dict(recorded)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.json")), ids=lambda p: p.name)
