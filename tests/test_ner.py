@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -63,14 +64,11 @@ def write_conll2003(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ner_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ner_config(folder: Path, **train: Any):  # -> model.config.Config
+    """A small CRF tagger on CoNLL-2003-style files (IOB1) written into `folder`."""
     from model.config import Config, DataConfig, ModelConfig, TrainConfig
-    from model.export import export
-    from model.train import train
 
-    folder = tmp_path_factory.mktemp("conll2003")
-    config = Config(
+    return Config(
         name="ner",
         data=DataConfig(
             train=str(write_conll2003(folder / "train.txt", 300, 1)),
@@ -82,12 +80,28 @@ def ner_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model=ModelConfig(
             glove=False, crf=True, hidden=32, layers=1, char_dim=8, char_filters=16, case_dim=4, word_dim=24
         ),
-        train=TrainConfig(epochs=6, batch_size=8, seed=3),
+        train=TrainConfig(**{"epochs": 6, "batch_size": 8, "seed": 3, **train}),
     )
+
+
+@pytest.fixture(scope="module")
+def ner_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from model.export import export
+    from model.train import train
+
+    folder = tmp_path_factory.mktemp("conll2003")
     run = folder / "run"
-    train(config, run)
+    train(ner_config(folder), run)
     export(run, folder / "ner")
     return folder / "ner"
+
+
+def test_mention_replacement_trains_a_tagger_on_iob1_files(tmp_path: Path) -> None:
+    from model.train import train
+
+    best = train(ner_config(tmp_path, mention_replace=0.5), tmp_path / "run")
+    scores = json.loads((best.parent / "scores.json").read_text())
+    assert scores["test"]["f1"] >= 0.8  # swapped names of the right type still teach the templates
 
 
 def test_the_export_records_its_crf_and_schemes(ner_export: Path) -> None:

@@ -91,3 +91,9 @@ def test_averaged_weights_are_the_mean_of_the_snapshots(tiny_run: Path) -> None:
     averaged = dict(_averaged(model, [first, second]).named_parameters())
     assert all(torch.allclose(averaged[name], first[name] + 1.0, atol=1e-6) for name in first)
     assert torch.equal(dict(model.named_parameters())["out.weight"], first["out.weight"])  # the model is untouched
+
+
+def test_mention_replacement_refuses_plain_tags(tiny_config: Config, tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, mention_replace=0.3))
+    with pytest.raises(ValueError, match=r"mention_replace is 0\.3, but .* has no span"):
+        train(config, tmp_path / "upos")
