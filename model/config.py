@@ -33,7 +33,7 @@ class DataConfig:
 class ModelConfig:
     glove: bool = True  # initialise word vectors from GloVe 6B 50d
     glove_top_k: int = 100_000  # most frequent GloVe words kept beyond the training words
-    glove_int8: bool = False  # store those extra (frozen) vectors as int8 + a scale per row: 4x smaller exports
+    glove_int8: bool = False  # store the frozen vectors as int8 + a scale per row: 4x smaller exports
     glove_freeze: bool = False  # keep every GloVe vector fixed, training words too; train only words GloVe lacks
     word_dim: int = 50  # must be 50 with GloVe
     min_word_freq: int = 1  # training words kept in the vocabulary
@@ -64,7 +64,7 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads
     max_sentences: int = 0  # use only the first N training sentences (0 = all)
     mention_replace: float = 0.0  # span tags: chance per mention per epoch of swapping in another of its type
-    average_last: int = 0  # also try the mean weights of the last N epochs as the best model (0 = off)
+    average_last: int = 0  # also try the mean weights of the last N >= 2 epochs as the best model (0 = off)
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tol
             extra={
                 "checkpoint_epoch": state.get("epoch"),
                 "checkpoint_dev_metric": state.get("dev_metric"),
-                # the mean weights of the epochs up to checkpoint_epoch (train.average_last)
+                # the mean weights of the last train.average_last epochs, ending at checkpoint_epoch
                 "checkpoint_averaged": bool(state.get("averaged", False)),
             },
         )

@@ -56,7 +56,8 @@ class Tagger(nn.Module):
         if pretrained is not None and pretrained.shape != (n_words, config.word_dim):
             raise ValueError(f"pretrained vectors must be {(n_words, config.word_dim)}, got {pretrained.shape}")
         # Words seen in training are fine-tuned; the last `n_frozen_words` rows
-        # (GloVe words never seen in training) would get no gradient anyway, so
+        # (GloVe words never seen in training, and with `glove_freeze` every word
+        # GloVe has) get no gradient, so
         # they are kept as a buffer and cost the optimizer nothing.
         # With `glove_int8` they are stored as int8 codes with one scale per row
         # (symmetric, max |x| -> 127): a 4x smaller export, so far more GloVe
@@ -90,7 +91,7 @@ class Tagger(nn.Module):
         self.crf = crf
 
     def set_frozen(self, vectors: Tensor) -> None:
-        """Store the frozen (GloVe-only) rows, quantizing them if the model keeps int8 codes."""
+        """Store the frozen (pretrained, never trained) rows, quantizing them if the model keeps int8 codes."""
         if not self.quantized:
             self.frozen_words.copy_(vectors)
             return

@@ -89,8 +89,12 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
     if config.train.max_sentences:
         train_set = train_set[: config.train.max_sentences]
     rate = config.train.mention_replace
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"train.mention_replace is a probability, between 0 and 1; got {rate}")
     if rate and not is_span_tagset(t for s in train_set for t in s.tags):
         raise ValueError(f"train.mention_replace is {rate}, but {config.data.train} has no span (entity) tags")
+    if config.train.average_last == 1 or config.train.average_last < 0:
+        raise ValueError(f"train.average_last must be 0 (off) or at least 2 epochs; got {config.train.average_last}")
     pool = mention_pool(train_set) if rate else {}
     train_iob2 = train_set
     # span tags are learned in the model's scheme (BIOES by default), scored in IOB2
@@ -133,13 +137,8 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
             "lr": optimizer.param_groups[0]["lr"],
         }
         chosen, chosen_metric = model, metric
-        if config.train.average_last > 1:
-            state["recent"] = [*state.get("recent", []), _parameters(model)][-config.train.average_last :]
-            if len(state["recent"]) == config.train.average_last:
-                averaged = _averaged(model, state["recent"])
-                entry["averaged_dev_metric"] = headline(score(averaged, config, vocab, dev_set))
-                if entry["averaged_dev_metric"] > metric:
-                    chosen, chosen_metric = averaged, entry["averaged_dev_metric"]
+        if config.train.average_last:
+            chosen, chosen_metric = _average_step(model, metric, config, vocab, dev_set, state, entry)
         improved = chosen_metric > state["best"]
         entry |= {"seconds": round(time.perf_counter() - started, 2), "improved": improved}
         state["history"].append(entry)
@@ -170,6 +169,30 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
 
     _final_scores(config, out)
     return out / "best.pt"
+
+
+def _average_step(
+    model: Tagger,
+    metric: float,
+    config: Config,
+    vocab: Vocab,
+    dev_set: Sequence[Sentence],
+    state: dict[str, Any],
+    entry: dict[str, Any],
+) -> tuple[Tagger, float]:
+    """Remember this epoch's weights; once `average_last` are kept, score their mean on dev too.
+
+    Returns whichever of the epoch's model and the mean scores better, with
+    its dev metric. The kept weights live in `state` (and so in last.pt), so a
+    resumed run averages the same epochs as an uninterrupted one.
+    """
+    n = config.train.average_last
+    state["recent"] = [*state.get("recent", []), _parameters(model)][-n:]
+    if len(state["recent"]) < n:
+        return model, metric
+    averaged = _averaged(model, state["recent"])
+    entry["averaged_dev_metric"] = headline(score(averaged, config, vocab, dev_set))
+    return (averaged, entry["averaged_dev_metric"]) if entry["averaged_dev_metric"] > metric else (model, metric)
 
 
 def _parameters(model: Tagger) -> dict[str, torch.Tensor]:

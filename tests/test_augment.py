@@ -6,20 +6,21 @@ import random
 
 from model.augment import mention_pool, replace_mentions
 from tagger.readers import Sentence
-from tagger.schemes import to_spans
+from tagger.schemes import from_spans, to_spans
 
 CORPUS = [
     Sentence(("Ann", "lives", "in", "New", "York", "."), ("B-PER", "O", "O", "B-LOC", "I-LOC", "O")),
     Sentence(("Bob", "Smith", "visited", "Rome"), ("B-PER", "I-PER", "O", "B-LOC")),
     Sentence(("Nothing", "here"), ("O", "O")),
     Sentence(("Acme", "Corp", "hired", "Ann"), ("B-ORG", "I-ORG", "O", "B-PER")),
+    Sentence(("Ann", "Bob", "Smith", "met"), ("B-PER", "B-PER", "I-PER", "O")),  # two mentions side by side
 ]
 
 
 def test_the_pool_holds_every_mention_by_type() -> None:
     pool = mention_pool(CORPUS)
     assert pool == {
-        "PER": [("Ann",), ("Bob", "Smith"), ("Ann",)],
+        "PER": [("Ann",), ("Bob", "Smith"), ("Ann",), ("Ann",), ("Bob", "Smith")],
         "LOC": [("New", "York"), ("Rome",)],
         "ORG": [("Acme", "Corp")],
     }
@@ -32,6 +33,7 @@ def test_replaced_sentences_keep_their_context_and_the_types_of_their_mentions()
     for _ in range(50):
         for before, after in zip(CORPUS, replace_mentions(CORPUS, pool, 0.7, rng), strict=True):
             old, new = to_spans(before.tags, "IOB2"), to_spans(after.tags, "IOB2")
+            assert from_spans(new, len(after.tokens), "IOB2") == list(after.tags)  # valid IOB2, nothing lost
             assert [s.label for s in old] == [s.label for s in new]
             for span in new:
                 assert after.tokens[span.start : span.end] in pool[span.label]

@@ -80,6 +80,32 @@ def test_averaging_the_last_epochs_keeps_whichever_scores_better(tiny_config: Co
     _, _, _, state = load_checkpoint(best)
     assert state["dev_metric"] == max(candidates)
     assert state["epoch"] == 1 + candidates.index(max(candidates))
+    chosen = log[state["epoch"] - 1]
+    assert state["averaged"] == (chosen.get("averaged_dev_metric", -1.0) > chosen["dev_metric"])
+
+
+def test_a_resumed_run_averages_the_same_epochs(tiny_config: Config, tmp_path: Path) -> None:
+    averaging = dataclasses.replace(tiny_config.train, epochs=3, average_last=2)
+    config = dataclasses.replace(tiny_config, train=averaging)
+    straight = train(config, tmp_path / "straight").parent
+    train(dataclasses.replace(config, train=dataclasses.replace(averaging, epochs=2)), tmp_path / "resumed")
+    resumed = train(config, tmp_path / "resumed", resume=tmp_path / "resumed" / "last.pt").parent
+    means = [
+        [json.loads(line).get("averaged_dev_metric") for line in (run / "log.jsonl").read_text().splitlines()]
+        for run in (straight, resumed)
+    ]
+    assert means[0] == means[1] and means[0][2] is not None
+    first, second = weights(straight / "best.pt"), weights(resumed / "best.pt")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.parametrize(("field", "value"), [("average_last", 1), ("mention_replace", 1.5)])
+def test_out_of_range_training_options_are_refused(
+    tiny_config: Config, tmp_path: Path, field: str, value: float
+) -> None:
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, **{field: value}))
+    with pytest.raises(ValueError, match=f"train.{field}"):
+        train(config, tmp_path / "refused")
 
 
 def test_averaged_weights_are_the_mean_of_the_snapshots(tiny_run: Path) -> None:
