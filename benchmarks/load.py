@@ -120,20 +120,20 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) of a process, and of its live children together (0 without /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """CPU seconds (user + system) of a process, and of its live children together; None without /proc."""
 
     def of(p: int) -> float:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        except OSError:  # a child that exited in between
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
-    try:
+    try:  # needs CONFIG_PROC_CHILDREN; the inference processes are started by the main thread
         children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
-        children = []
+        return None
     return of(pid), sum(of(c) for c in children)
 
 
@@ -141,15 +141,15 @@ def wrk(url: str, script: Path, connections: int, seconds: float, server: int | 
     """One wrk run; with the `server` pid, also the CPU microseconds per request of each party."""
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds only
     command = ["wrk", "-t1", f"-c{connections}", duration, "--timeout", "30s", "-s", str(script), url]
-    before = cpu_seconds(server) if server else (0.0, 0.0)
+    before = cpu_seconds(server) if server else None
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    after, used = (cpu_seconds(server) if server else (0.0, 0.0)), resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, used = (cpu_seconds(server) if server else None), resource.getrusage(resource.RUSAGE_CHILDREN)
     match = re.search(r"^RESULT (\{.*\})$", output, re.M)
     if not match:
         raise RuntimeError(f"wrk printed no result:\n{output}")
     result: dict[str, Any] = json.loads(match.group(1))
-    if server and result["requests"]:
+    if before is not None and after is not None and result["requests"]:
         per_request = 1e6 / result["requests"]
         client = used.ru_utime + used.ru_stime - usage.ru_utime - usage.ru_stime
         server_cpu, inference_cpu = after[0] - before[0], after[1] - before[1]

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +17,9 @@ from service.runtime import load_runtime
 from service.settings import Settings
 from tagger.cli import main
 from tagger.readers import read_columns
+
+if TYPE_CHECKING:
+    from model.config import Config
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +67,7 @@ def write_conll2003(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def ner_config(folder: Path, **train: Any):  # -> model.config.Config
+def ner_config(folder: Path, **train: Any) -> Config:
     """A small CRF tagger on CoNLL-2003-style files (IOB1) written into `folder`."""
     from model.config import Config, DataConfig, ModelConfig, TrainConfig
 
@@ -96,12 +99,18 @@ def ner_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "ner"
 
 
-def test_mention_replacement_trains_a_tagger_on_iob1_files(tmp_path: Path) -> None:
+def test_mention_replacement_trains_a_tagger_on_iob1_files(ner_export: Path, tmp_path: Path) -> None:
+    import torch
+
+    from model.checkpoint import load_checkpoint
     from model.train import train
 
     best = train(ner_config(tmp_path, mention_replace=0.5), tmp_path / "run")
     scores = json.loads((best.parent / "scores.json").read_text())
     assert scores["test"]["f1"] >= 0.8  # swapped names of the right type still teach the templates
+    plain = load_checkpoint(ner_export.parent / "run" / "last.pt")[0].state_dict()  # same config, no swaps
+    swapped = load_checkpoint(best.parent / "last.pt")[0].state_dict()
+    assert not torch.equal(plain["out.weight"], swapped["out.weight"])  # the swaps changed what was learned
 
 
 def test_the_export_records_its_crf_and_schemes(ner_export: Path) -> None:
