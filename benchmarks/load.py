@@ -352,8 +352,9 @@ def main() -> int:
     }
     stem = f"load-{args.model}"
     (args.out / f"{stem}.json").write_text(json.dumps({**report, "ratios": summary}, indent=1) + "\n")
-    spacy_row = f"\n| spaCy tok2vec + tagger, in-process, batches of 256 | - | - | {spacy:.0f} |" + " - |" * 8
-    markdown = table(rows, ceiling) + (spacy_row if spacy else "")
+    markdown = table(rows, ceiling)
+    if spacy is not None:
+        markdown += f"\n| spaCy tok2vec + tagger, in-process, batches of 256 | - | - | {spacy:.0f} |" + " - |" * 8
     markdown += "\n\n" + "\n".join(f"- {k}: {v:.2f}" for k, v in summary.items()) + "\n"
     (args.out / f"{stem}.md").write_text(markdown)
     plot(rows, args.out / f"{stem}.png")

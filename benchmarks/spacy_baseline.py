@@ -11,8 +11,9 @@ so it is initialised, not trained, on the UPOS tag set: this measures speed
 only, never accuracy. The sentences go in pre-tokenized (`Doc(words=...)`),
 in large batches (`pipe`, spaCy's best case), with no HTTP: everything
 favours spaCy but the core count, since it runs on one core while the service
-uses both (its inference process and its server process). Prints words/s (median of --repeat passes over the
-dev set) and writes spacy-baseline.json and .md to --out.
+uses both (its inference process and its server process). Prints words/s
+(median of --repeat passes over the dev set) and writes spacy-baseline.json
+and .md to --out.
 """
 
 from __future__ import annotations
