@@ -34,6 +34,7 @@ class ModelConfig:
     glove: bool = True  # initialise word vectors from GloVe 6B 50d
     glove_top_k: int = 100_000  # most frequent GloVe words kept beyond the training words
     glove_int8: bool = False  # store the frozen vectors as int8 + a scale per row: 4x smaller exports
+    glove_int4: bool = False  # ... as 4-bit codes, two per byte: 8x smaller (wins over glove_int8)
     glove_freeze: bool = False  # keep every GloVe vector fixed, training words too; train only words GloVe lacks
     word_dim: int = 50  # must be 50 with GloVe
     min_word_freq: int = 1  # training words kept in the vocabulary

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from model.config import ModelConfig
 from model.crf import CRF
+from model.quantize import Bits, code_width, dequantize, quantize
 from tagger.encoding import CASINGS, PAD
 
 
@@ -59,16 +60,19 @@ class Tagger(nn.Module):
         # (GloVe words never seen in training, and with `glove_freeze` every word
         # GloVe has) get no gradient, so
         # they are kept as a buffer and cost the optimizer nothing.
-        # With `glove_int8` they are stored as int8 codes with one scale per row
-        # (symmetric, max |x| -> 127): a 4x smaller export, so far more GloVe
-        # words fit in the size budget; PyTorch and ONNX dequantize alike.
+        # With `glove_int8` / `glove_int4` they are stored as codes with one
+        # scale per row (`model.quantize`): a 4x / 8x smaller export, so far
+        # more GloVe words fit in the size budget; PyTorch and ONNX dequantize alike.
         self.words = nn.Embedding(n_words - n_frozen_words, config.word_dim, padding_idx=PAD)
-        self.quantized = config.glove_int8
+        self.bits: Bits | None = 4 if config.glove_int4 else 8 if config.glove_int8 else None
         self.frozen_words: Tensor
         self.frozen_scales: Tensor
-        dtype = torch.int8 if self.quantized else torch.float32
-        self.register_buffer("frozen_words", torch.zeros(n_frozen_words, config.word_dim, dtype=dtype))
-        if self.quantized:
+        if self.bits is None:
+            self.register_buffer("frozen_words", torch.zeros(n_frozen_words, config.word_dim))
+        else:
+            dtype = torch.int8 if self.bits == 8 else torch.uint8
+            width = code_width(config.word_dim, self.bits)
+            self.register_buffer("frozen_words", torch.zeros(n_frozen_words, width, dtype=dtype))
             self.register_buffer("frozen_scales", torch.ones(n_frozen_words, 1))
         if pretrained is not None:
             vectors = torch.from_numpy(pretrained)
@@ -91,26 +95,26 @@ class Tagger(nn.Module):
         self.crf = crf
 
     def set_frozen(self, vectors: Tensor) -> None:
-        """Store the frozen (pretrained, never trained) rows, quantizing them if the model keeps int8 codes."""
-        if not self.quantized:
+        """Store the frozen (pretrained, never trained) rows, quantizing them if the model keeps codes."""
+        if self.bits is None:
             self.frozen_words.copy_(vectors)
             return
-        scales = vectors.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127.0
-        self.frozen_words.copy_(torch.round(vectors / scales).clamp(-127, 127).to(torch.int8))
+        codes, scales = quantize(vectors, self.bits)
+        self.frozen_words.copy_(codes)
         self.frozen_scales.copy_(scales)
 
     def embed_words(self, words: Tensor) -> Tensor:
         """(B, T) word ids -> (B, T, word_dim): trained rows first, then the frozen ones."""
         if not self.frozen_words.shape[0]:
             return self.words(words)
-        if not self.quantized:
+        if self.bits is None:
             table = torch.cat([self.words.weight, self.frozen_words])
             return nn.functional.embedding(words, table, padding_idx=PAD)
         n_trained = self.words.num_embeddings
         trained = words < n_trained
         own = self.words(torch.where(trained, words, torch.zeros_like(words)))
         rows = (words - n_trained).clamp(min=0)
-        frozen = self.frozen_words[rows].to(own.dtype) * self.frozen_scales[rows]
+        frozen = dequantize(self.frozen_words[rows], self.frozen_scales[rows], self.bits, own.shape[-1])
         return torch.where(trained.unsqueeze(-1), own, frozen)
 
     def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:

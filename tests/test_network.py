@@ -63,21 +63,36 @@ def test_pretrained_vectors_must_match_the_vocabulary() -> None:
         Tagger(config, 10, 5, 3, pretrained=np.zeros((9, 4), dtype=np.float32))
 
 
-def test_int8_frozen_vectors_stay_close_and_export_identically(tmp_path: Path) -> None:
-    """GloVe-only rows stored as int8 + one scale per row: within a step of the vectors; ONNX agrees with PyTorch."""
+@pytest.mark.parametrize(("bits", "dim"), [(8, 6), (4, 6), (4, 7)])
+def test_quantized_frozen_vectors_stay_close_and_export_identically(tmp_path: Path, bits: int, dim: int) -> None:
+    """GloVe-only rows stored as int8 or packed 4-bit codes + one scale per row: within half a step of the vectors
+    (odd widths too); ONNX agrees with PyTorch."""
     import onnxruntime as ort
 
     from model.export import export_onnx
 
     words = ("<pad>", "<unk>", *sorted({w.lower() for w in WORDS}))
     vocab = Vocab(words=words, chars=("<pad>", "<unk>", *sorted({c for w in WORDS for c in w})), tags=("A", "B"))
-    config = ModelConfig(glove=False, glove_int8=True, word_dim=6, hidden=8, layers=1, char_dim=4, char_filters=4)
-    vectors = np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)
+    config = ModelConfig(
+        glove=False,
+        glove_int8=bits == 8,
+        glove_int4=bits == 4,
+        word_dim=dim,
+        hidden=8,
+        layers=1,
+        char_dim=4,
+        char_filters=4,
+    )
+    vectors = np.random.default_rng(0).normal(size=(len(words), dim)).astype(np.float32)
     vectors[0] = 0.0
-    model = Tagger(config, len(words), len(vocab.chars), 2, pretrained=vectors, n_frozen_words=len(words) - 4).eval()
-    assert model.frozen_words.dtype == torch.int8
+    n_frozen = len(words) - 4
+    model = Tagger(config, len(words), len(vocab.chars), 2, pretrained=vectors, n_frozen_words=n_frozen).eval()
+    assert model.frozen_words.dtype == (torch.int8 if bits == 8 else torch.uint8)
+    assert model.frozen_words.shape == (n_frozen, dim if bits == 8 else (dim + 1) // 2)
     restored = model.embed_words(torch.arange(len(words)).unsqueeze(0))[0].detach().numpy()
-    np.testing.assert_allclose(restored, vectors, atol=float(np.abs(vectors).max()) / 127)
+    half_step = np.abs(vectors).max(axis=1, keepdims=True) / (127 if bits == 8 else 7) / 2
+    assert (np.abs(restored - vectors)[4:] <= half_step[4:] + 1e-6).all()
+    np.testing.assert_array_equal(restored[:4], model.words.weight.detach().numpy())
 
     export_onnx(model, vocab, tmp_path / "model.onnx")
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
