@@ -33,10 +33,9 @@ def build_model(config: Config, vocab: Vocab, n_frozen_words: int = 0) -> Tagger
     )
 
 
-def decoder_of(model: Tagger, config: Config, vocab: Vocab) -> Decoder:
-    """The shared decoder for this model: its tag scheme's constraints plus its CRF scores, if any."""
-    crf = model.crf.to_numpy() if model.crf is not None else None
-    return Decoder(vocab.tags, tag_scheme(config, vocab), crf)
+def decoder_of(crf: CRF | None, config: Config, vocab: Vocab) -> Decoder:
+    """The shared decoder for a model: its tag scheme's constraints plus its CRF's scores, if it has one."""
+    return Decoder(vocab.tags, tag_scheme(config, vocab), crf.to_numpy() if crf is not None else None)
 
 
 def save_checkpoint(path: Path, model: Tagger, config: Config, vocab: Vocab, state: dict[str, Any]) -> None:

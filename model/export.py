@@ -14,6 +14,7 @@ import random
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ import torch
 from model.batches import to_tensors
 from model.checkpoint import decoder_of, load_checkpoint, tag_scheme
 from model.config import Config
+from model.ensemble import Ensemble, load_ensemble
+from model.float16 import round_weights, store_float16
 from model.network import Tagger
 from model.predict import predict_scores
 from model.train import read_split
@@ -61,7 +64,7 @@ class Parity:
     max_abs_diff: float  # over real (unpadded) positions
 
 
-def export_onnx(model: Tagger, vocab: Vocab, path: Path) -> None:
+def export_onnx(model: Tagger | Ensemble, vocab: Vocab, path: Path) -> None:
     """Trace the model into ONNX with dynamic batch, length and character axes."""
     sample = to_tensors(vocab, [Sentence(("A", "tiny", "sample", "."))], [0])
     dims = {"words": {0: "batch", 1: "tokens"}, "cases": {0: "batch", 1: "tokens"}}
@@ -90,7 +93,7 @@ def export_onnx(model: Tagger, vocab: Vocab, path: Path) -> None:
 
 
 def check_parity(
-    model: Tagger, decoder: Decoder, folder: Path, sentences: list[Sentence], batch_size: int = 32
+    model: Tagger | Ensemble, decoder: Decoder, folder: Path, sentences: list[Sentence], batch_size: int = 32
 ) -> Parity:
     """Compare PyTorch and ONNX Runtime on shuffled, mixed-length batches of `sentences`.
 
@@ -127,10 +130,45 @@ def _scores(folder: Path, config: Config, splits: dict[str, str]) -> dict[str, d
     return reports
 
 
-def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tolerance: float = 1e-4) -> Parity:
-    """Export a checkpoint to the folder `out`, self-checked on the dev set; returns the parity figures."""
+def _provenance(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "checkpoint_epoch": state.get("epoch"),
+        "checkpoint_dev_metric": state.get("dev_metric"),
+        # the mean weights of the last train.average_last epochs, ending at checkpoint_epoch
+        "checkpoint_averaged": bool(state.get("averaged", False)),
+    }
+
+
+def _load(checkpoints: Sequence[str | Path]) -> tuple[Tagger | Ensemble, Config, Vocab, dict[str, Any]]:
+    """The model to export, the config it records, its vocabularies and its provenance (metadata `extra`)."""
+    if len(checkpoints) == 1:
+        model, config, vocab, state = load_checkpoint(checkpoints[0])
+        return model, config, vocab, _provenance(state)
+    ensemble, configs, vocab, states = load_ensemble(checkpoints)
+    members = [
+        {"checkpoint": str(p), "config": c.to_dict(), **_provenance(s)}
+        for p, c, s in zip(checkpoints, configs, states, strict=True)
+    ]
+    return ensemble, configs[0], vocab, {"ensemble": members}
+
+
+def export(
+    checkpoints: str | Path | Sequence[str | Path],
+    out: str | Path,
+    name: str | None = None,
+    tolerance: float = 1e-4,
+    float16: bool = False,
+) -> Parity:
+    """Export one checkpoint, or an ensemble of several, to the folder `out`, self-checked on the dev set.
+
+    With `float16`, large weights are rounded to float16 and stored so (`model.float16`).
+    Returns the parity figures.
+    """
     out = Path(out)
-    model, config, vocab, state = load_checkpoint(checkpoint)
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    model, config, vocab, provenance = _load(paths)
+    if float16:
+        round_weights(model)
     if not config.data.dev:
         raise ExportError("the checkpoint's config names no dev set (data.dev) to verify the export against")
     dev = read_split(config.data, config.data.dev)
@@ -138,8 +176,10 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tol
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         export_onnx(model, vocab, tmp / MODEL_FILE)
+        if float16:
+            store_float16(tmp / MODEL_FILE)
         write_json(tmp / VOCAB_FILE, vocab.to_dict())
-        decoder = decoder_of(model, config, vocab)
+        decoder = decoder_of(model.crf, config, vocab)
         files = [MODEL_FILE, VOCAB_FILE]
         if model.crf is not None:
             write_json(tmp / CRF_FILE, model.crf.to_numpy().to_dict())
@@ -166,12 +206,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, tol
                 "onnxruntime": onnxruntime.__version__,
                 "opset": str(OPSET),
             },
-            extra={
-                "checkpoint_epoch": state.get("epoch"),
-                "checkpoint_dev_metric": state.get("dev_metric"),
-                # the mean weights of the last train.average_last epochs, ending at checkpoint_epoch
-                "checkpoint_averaged": bool(state.get("averaged", False)),
-            },
+            extra={**provenance, "float16_weights": float16},
         )
         write_json(tmp / METADATA_FILE, metadata.to_dict())
         parity = check_parity(model, decoder, tmp, dev)

@@ -48,7 +48,7 @@ def read_split(data: DataConfig, path: str) -> list[Sentence]:
 
 def score(model: Tagger, config: Config, vocab: Vocab, sentences: Sequence[Sentence]) -> Report:
     """Evaluate a PyTorch model on gold-tagged sentences (IOB2 for span tags), through the shared decoder."""
-    decoder = decoder_of(model, config, vocab)
+    decoder = decoder_of(model.crf, config, vocab)
     predicted = [decoder.decode(s).tags for s in predict_scores(model, vocab, sentences)]
     return evaluate([list(s.tags) for s in sentences], predicted)
 

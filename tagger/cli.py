@@ -37,7 +37,7 @@ def _load_model(path: str) -> tuple[Tagging, dict[str, Any]]:
     from model.predict import predict_scores
 
     model, config, vocab, _ = load_checkpoint(path)
-    decoder = decoder_of(model, config, vocab)
+    decoder = decoder_of(model.crf, config, vocab)
 
     def tag_checkpoint(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         scores = predict_scores(model, vocab, [Sentence(tuple(s)) for s in sentences])
@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from model.export import export
 
-    parity = export(args.checkpoint, args.out, name=args.name)
+    parity = export(args.checkpoint, args.out, name=args.name, float16=args.float16)
     print(
         f"exported to {args.out}: ONNX Runtime matches PyTorch on {parity.sentences} dev sentences "
         f"({parity.tag_mismatches} tag mismatches, max score difference {parity.max_abs_diff:.1e})"
@@ -163,8 +163,9 @@ def parser() -> argparse.ArgumentParser:
     _data_flags(ev)
     ev.set_defaults(func=cmd_evaluate)
 
-    ex = sub.add_parser("export", help="export a checkpoint to an ONNX folder, verified against PyTorch")
-    ex.add_argument("checkpoint", help="best.pt or a run folder")
+    ex = sub.add_parser("export", help="export a checkpoint or an ensemble to ONNX, verified against PyTorch")
+    ex.add_argument("checkpoint", nargs="+", help="best.pt or a run folder; several: one ensemble of them all")
+    ex.add_argument("--float16", action="store_true", help="store large weights as float16 (half the size)")
     ex.add_argument("--out", required=True, help="export folder, e.g. exports/NAME")
     ex.add_argument("--name", help="model name (default: the folder name)")
     ex.set_defaults(func=cmd_export)

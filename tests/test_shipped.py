@@ -74,8 +74,12 @@ def test_each_shipped_model_is_reproduced_by_the_config_it_names(name: str) -> N
     # `tagger train --config configs/THAT.json` must resolve to the same one, or the README's
     # reproduction command trains something else
     # (fields added since the export was made resolve to their defaults, which mean "as before")
-    recorded = json.loads((ROOT / "exports" / name / METADATA_FILE).read_text())["config"]
-    assert Config.load(ROOT / "configs" / f"{recorded['name']}.json") == Config.from_dict(recorded)
+    # (an ensemble records each member's config; its `config` is the first member's)
+    metadata = json.loads((ROOT / "exports" / name / METADATA_FILE).read_text())
+    recorded = [m["config"] for m in metadata["extra"].get("ensemble", [])] or [metadata["config"]]
+    assert recorded[0] == metadata["config"]
+    for config in recorded:
+        assert Config.load(ROOT / "configs" / f"{config['name']}.json") == Config.from_dict(config)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.json")), ids=lambda p: p.name)

@@ -1,0 +1,82 @@
+"""Several trained taggers served as one: mean scores in one ONNX graph, mean CRF scores in the decoder.
+
+Members must share their vocabularies and tag set (trained from the same data
+with the same vocabulary settings; the seed may differ). The ensemble's
+emissions are the mean of the members' emissions and its CRF scores the mean
+of their CRF scores, so its sentence score is the mean of the members'
+sentence scores: Viterbi finds the tag sequence the members agree on best
+(a product of experts, each CRF's distribution raised to the power 1/K), and
+the marginals are those of that pooled distribution. Nothing on the serving
+side changes: the export has the same inputs, outputs and crf.json.
+
+The frozen GloVe rows are identical in every member (pretrained, never
+trained), so the members share one tensor, and the export stores it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from model.checkpoint import load_checkpoint, tag_scheme
+from model.config import Config
+from model.crf import CRF
+from model.network import Tagger
+from tagger.encoding import Vocab
+
+
+class Ensemble(nn.Module):
+    """The mean of its members' tag scores; `crf` holds the mean of their CRF scores (or None)."""
+
+    def __init__(self, members: Sequence[Tagger], crf: CRF | None) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+        self.crf = crf
+
+    def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
+        """words, cases (B, T), chars (B, T, C), lengths (B,) -> mean scores (B, T, K)."""
+        scores = [member(words, cases, chars, lengths) for member in self.members]
+        return torch.stack(scores).mean(dim=0)  # (B, T, K)
+
+
+def mean_crf(crfs: Sequence[CRF], tags: Sequence[str], config: Config, vocab: Vocab) -> CRF:
+    """A CRF whose learned scores are the means of `crfs` (the fixed constraint scores are the scheme's)."""
+    pooled = CRF(tags, tag_scheme(config, vocab))
+    with torch.no_grad():
+        for name in ("transitions", "start", "end"):
+            getattr(pooled, name).copy_(torch.stack([getattr(c, name) for c in crfs]).mean(dim=0))
+    return pooled
+
+
+def load_ensemble(paths: Sequence[str | Path]) -> tuple[Ensemble, list[Config], Vocab, list[dict[str, Any]]]:
+    """Load member checkpoints that can be pooled, or say which one cannot and why."""
+    loaded = [load_checkpoint(p) for p in paths]
+    first_model, first_config, vocab, _ = loaded[0]
+    for path, (model, config, other, _) in zip(paths[1:], loaded[1:], strict=True):
+        for what in ("words", "chars", "tags"):
+            if getattr(other, what) != getattr(vocab, what):
+                raise ValueError(
+                    f"{path}: its {what} vocabulary differs from {paths[0]}'s; ensemble members must be trained "
+                    "on the same data with the same vocabulary settings (data.*, model.glove*, model.min_word_freq)"
+                )
+        if (model.crf is None) != (first_model.crf is None) or config.model.tag_scheme != first_config.model.tag_scheme:
+            raise ValueError(f"{path}: its decoder (model.crf, model.tag_scheme) differs from {paths[0]}'s")
+        same_scales = first_model.bits is None or torch.equal(model.frozen_scales, first_model.frozen_scales)
+        if not (torch.equal(model.frozen_words, first_model.frozen_words) and same_scales):
+            raise ValueError(f"{path}: its frozen GloVe rows differ from {paths[0]}'s (model.glove_int8/int4?)")
+        model.frozen_words = first_model.frozen_words  # one tensor, stored once in the export
+        if first_model.bits is not None:
+            model.frozen_scales = first_model.frozen_scales
+    members = [model for model, _, _, _ in loaded]
+    crfs = [m.crf for m in members if m.crf is not None]
+    crf = mean_crf(crfs, vocab.tags, first_config, vocab) if crfs else None
+    for member in members:
+        member.crf = None  # the pooled CRF decodes; the members' own are folded into it
+    ensemble = Ensemble(members, crf).eval()
+    return ensemble, [config for _, config, _, _ in loaded], vocab, [state for _, _, _, state in loaded]

@@ -1,0 +1,128 @@
+"""Ensembles: several trained CRF taggers exported as one graph that serves exactly like a single model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from service.runtime import load_runtime
+from tagger.artifact import METADATA_FILE, MODEL_FILE
+
+from .test_ner import NAMES, ner_config
+
+pytestmark = pytest.mark.slow
+
+DIM = 50  # what GloVe 6B 50d gives, and so model.word_dim
+
+
+def fake_glove(top_k: int) -> tuple[list[str], np.ndarray]:
+    """A stand-in for GloVe: the fixture's names and some words training never sees, with fixed vectors."""
+    words = sorted({w.lower() for names in NAMES.values() for n in names for w in n.split()})
+    words += [f"unseen{i}" for i in range(40)]
+    return words[:top_k], np.random.default_rng(0).normal(size=(len(words[:top_k]), DIM)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two CRF taggers trained on the same CoNLL-2003-style files with different seeds, GloVe rows in 4 bits."""
+    from model.train import train
+
+    folder = tmp_path_factory.mktemp("ensemble")
+    base = ner_config(folder, epochs=2)
+    runs = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("model.train.load_glove", fake_glove)
+        for seed in (3, 4):
+            config = dataclasses.replace(
+                base,
+                name=f"member{seed}",
+                model=dataclasses.replace(base.model, glove=True, glove_int4=True, word_dim=DIM),
+                train=dataclasses.replace(base.train, seed=seed),
+            )
+            train(config, folder / f"member{seed}")
+            runs.append(folder / f"member{seed}")
+    return runs
+
+
+def test_ensemble_scores_are_the_mean_of_its_members(members: list[Path]) -> None:
+    from model.checkpoint import load_checkpoint
+    from model.ensemble import load_ensemble
+    from model.predict import predict_scores
+    from model.train import read_split
+
+    ensemble, configs, vocab, _ = load_ensemble(members)
+    sentences = read_split(configs[0].data, configs[0].data.dev)
+    singles = [predict_scores(load_checkpoint(m)[0], vocab, sentences) for m in members]
+    pooled = predict_scores(ensemble, vocab, sentences)
+    for i, scores in enumerate(pooled):
+        np.testing.assert_allclose(scores, (singles[0][i] + singles[1][i]) / 2, atol=1e-5)
+    assert not np.allclose(singles[0][0], singles[1][0])  # the seeds made two different models
+
+
+def test_the_pooled_crf_scores_a_sentence_as_the_mean_of_the_members(members: list[Path]) -> None:
+    """Mean emissions + mean transitions: every tag sequence gets the mean of its member scores."""
+    from model.checkpoint import load_checkpoint
+    from model.ensemble import load_ensemble
+
+    ensemble, _, _, _ = load_ensemble(members)
+    assert ensemble.crf is not None
+    crfs = [load_checkpoint(m)[0].crf for m in members]
+    emissions = torch.randn(2, 5, len(ensemble.crf.start))
+    tags = torch.randint(0, len(ensemble.crf.start), (2, 5))
+    lengths = torch.tensor([5, 3])
+    scores = [c.sequence_score(emissions, tags, lengths) for c in crfs if c is not None]
+    pooled = ensemble.crf.sequence_score(emissions, tags, lengths)  # the same emissions stand for their mean
+    torch.testing.assert_close(pooled, (scores[0] + scores[1]) / 2)
+
+
+def test_an_ensemble_exports_in_float16_and_serves_like_one_model(members: list[Path], tmp_path: Path) -> None:
+    from model.export import export
+
+    single = tmp_path / "single"
+    export(members[0], single)
+    parity = export(members, tmp_path / "pair", float16=True)
+    assert parity.tag_mismatches == 0 and parity.max_abs_diff < 1e-4
+
+    graph = onnx.load(str(tmp_path / "pair" / MODEL_FILE)).graph
+    codes = [i for i in graph.initializer if i.data_type == onnx.TensorProto.UINT8]
+    assert len(codes) == 1  # the members' identical 4-bit GloVe rows, stored once
+    elements = {
+        t: sum(int(np.prod(i.dims)) for i in graph.initializer if i.data_type == t)
+        for t in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    }
+    assert elements[onnx.TensorProto.FLOAT16] > 0.9 * (
+        elements[onnx.TensorProto.FLOAT16] + elements[onnx.TensorProto.FLOAT]
+    )
+    # two members in float16 take not much more than one in float32 (small biases stay float32)
+    pair_bytes, single_bytes = (tmp_path / "pair" / MODEL_FILE).stat().st_size, (single / MODEL_FILE).stat().st_size
+    assert pair_bytes < 1.3 * single_bytes
+
+    metadata = json.loads((tmp_path / "pair" / METADATA_FILE).read_text())
+    assert [m["config"]["name"] for m in metadata["extra"]["ensemble"]] == ["member3", "member4"]
+    assert metadata["extra"]["float16_weights"] is True and metadata["decoder"] == "crf"
+    runtime = load_runtime(tmp_path / "pair")  # what the service loads: nothing there knows it is an ensemble
+    (decoded,) = runtime.tag_sentences([("Angela", "Merkel", "visited", "Tokyo", ".")])
+    assert len(decoded.tags) == 5
+    assert metadata["scores"]["dev"]["f1"] >= 0.0
+
+
+def test_members_with_other_vocabularies_are_refused_by_path(members: list[Path], tiny_run: Path) -> None:
+    from model.ensemble import load_ensemble
+
+    with pytest.raises(ValueError, match=rf"{re.escape(str(tiny_run))}: its words vocabulary differs from .*member3"):
+        load_ensemble([members[0], tiny_run])
+
+
+def test_an_ensemble_needs_two_members(members: list[Path]) -> None:
+    from model.checkpoint import load_checkpoint
+    from model.ensemble import Ensemble
+
+    with pytest.raises(ValueError, match="at least 2 members, got 1"):
+        Ensemble([load_checkpoint(members[0])[0]], None)
