@@ -158,15 +158,20 @@ def export(
     name: str | None = None,
     tolerance: float = 1e-4,
     float16: bool = False,
+    int8_words: bool = False,
 ) -> Parity:
     """Export one checkpoint, or an ensemble of several, to the folder `out`, self-checked on the dev set.
 
-    With `float16`, large weights are rounded to float16 and stored so (`model.float16`).
+    With `float16`, large weights are rounded to float16 and stored so (`model.float16`);
+    with `int8_words`, the trained word rows are stored as int8 codes (`Tagger.quantize_trained_words`).
     Returns the parity figures.
     """
     out = Path(out)
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
     model, config, vocab, provenance = _load(paths)
+    if int8_words:
+        for tagger in model.taggers if isinstance(model, Ensemble) else [model]:
+            tagger.quantize_trained_words()
     if float16:
         round_weights(model)
     if not config.data.dev:
@@ -178,7 +183,7 @@ def export(
         export_onnx(model, vocab, tmp / MODEL_FILE)
         if float16:
             store_float16(tmp / MODEL_FILE)
-        write_json(tmp / VOCAB_FILE, vocab.to_dict())
+        write_json(tmp / VOCAB_FILE, vocab.to_dict(), compact=True)
         decoder = decoder_of(model.crf, config, vocab)
         files = [MODEL_FILE, VOCAB_FILE]
         if model.crf is not None:
@@ -206,7 +211,7 @@ def export(
                 "onnxruntime": onnxruntime.__version__,
                 "opset": str(OPSET),
             },
-            extra={**provenance, "float16_weights": float16},
+            extra={**provenance, "float16_weights": float16, "int8_trained_words": int8_words},
         )
         write_json(tmp / METADATA_FILE, metadata.to_dict())
         parity = check_parity(model, decoder, tmp, dev)
