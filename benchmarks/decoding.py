@@ -1,6 +1,6 @@
 """What decoding costs next to the network: the words/s price of a CRF in the service.
 
-    python benchmarks/decoding.py [--model en-ner] [--data FILE] [--repeats 5]
+    python benchmarks/decoding.py [--model en-ner] [--data FILE] [--repeats 5] [--baseline EXPORT_FOLDER]
 
 Runs an export's ONNX graph on length-sorted batches of 32 (as the batcher
 forms them) over a dev set, then decodes the same scores several ways with
@@ -13,6 +13,9 @@ the service's own decoder:
 
 Prints words/s of the network alone, of each decoder alone, and of network +
 decoder, as medians over --repeats passes; writes decoding-MODEL.json/.md.
+`--baseline` measures another export of the same task in the same run (its
+network and its own decoder), to price one model against another: an
+ensemble against a single member, say.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--baseline", type=Path, help="another export folder to measure in the same run")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
 
@@ -79,6 +83,19 @@ def main() -> int:
         )
         rows.append({"stage": f"decode: {name}", "seconds": alone})
         rows.append({"stage": f"network + {name}", "seconds": network + alone})
+    if args.baseline:
+        base = load_runtime(args.baseline, intra_threads=args.threads)
+        base_batches = [base.vocab.encode([sentences[i] for i in ix]) for ix in order]
+        base_network = median_seconds(args.repeats, lambda: [base.run(b) for b in base_batches])
+        base_scores = [base.run(b) for b in base_batches]
+        base_decode = median_seconds(
+            args.repeats,
+            lambda: [base.decoder.decode_batch(s, b.lengths) for s, b in zip(base_scores, base_batches, strict=True)],
+        )
+        rows.append({"stage": f"baseline {args.baseline.name}: network", "seconds": base_network})
+        rows.append(
+            {"stage": f"baseline {args.baseline.name}: network + its decoder", "seconds": base_network + base_decode}
+        )
     for row in rows:
         row["words_per_s"] = words / row["seconds"]
 

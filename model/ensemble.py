@@ -39,10 +39,6 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.crf = crf
 
-    @property
-    def taggers(self) -> list[Tagger]:
-        return [m for m in self.members if isinstance(m, Tagger)]
-
     def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
         """words, cases (B, T), chars (B, T, C), lengths (B,) -> mean scores (B, T, K)."""
         scores = [member(words, cases, chars, lengths) for member in self.members]

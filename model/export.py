@@ -28,9 +28,9 @@ from model.batches import to_tensors
 from model.checkpoint import decoder_of, load_checkpoint, tag_scheme
 from model.config import Config
 from model.ensemble import Ensemble, load_ensemble
-from model.float16 import round_weights, store_float16
 from model.network import Tagger
 from model.predict import predict_scores
+from model.storage import Storage, round_weights, store_weights
 from model.train import read_split
 from service.runtime import load_runtime
 from tagger.artifact import (
@@ -157,23 +157,17 @@ def export(
     out: str | Path,
     name: str | None = None,
     tolerance: float = 1e-4,
-    float16: bool = False,
-    int8_words: bool = False,
+    weights: Storage = "float32",
 ) -> Parity:
     """Export one checkpoint, or an ensemble of several, to the folder `out`, self-checked on the dev set.
 
-    With `float16`, large weights are rounded to float16 and stored so (`model.float16`);
-    with `int8_words`, the trained word rows are stored as int8 codes (`Tagger.quantize_trained_words`).
+    `weights` chooses how large float weights are stored: float32, float16 or int8 (`model.storage`).
     Returns the parity figures.
     """
     out = Path(out)
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
     model, config, vocab, provenance = _load(paths)
-    if int8_words:
-        for tagger in model.taggers if isinstance(model, Ensemble) else [model]:
-            tagger.quantize_trained_words()
-    if float16:
-        round_weights(model)
+    round_weights(model, weights)
     if not config.data.dev:
         raise ExportError("the checkpoint's config names no dev set (data.dev) to verify the export against")
     dev = read_split(config.data, config.data.dev)
@@ -181,8 +175,7 @@ def export(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         export_onnx(model, vocab, tmp / MODEL_FILE)
-        if float16:
-            store_float16(tmp / MODEL_FILE)
+        store_weights(tmp / MODEL_FILE, weights)
         write_json(tmp / VOCAB_FILE, vocab.to_dict(), compact=True)
         decoder = decoder_of(model.crf, config, vocab)
         files = [MODEL_FILE, VOCAB_FILE]
@@ -211,7 +204,7 @@ def export(
                 "onnxruntime": onnxruntime.__version__,
                 "opset": str(OPSET),
             },
-            extra={**provenance, "float16_weights": float16, "int8_trained_words": int8_words},
+            extra={**provenance, "weights": weights},
         )
         write_json(tmp / METADATA_FILE, metadata.to_dict())
         parity = check_parity(model, decoder, tmp, dev)

@@ -67,8 +67,6 @@ class Tagger(nn.Module):
         self.bits: Bits | None = 4 if config.glove_int4 else 8 if config.glove_int8 else None
         self.frozen_words: Tensor
         self.frozen_scales: Tensor
-        self.trained_codes: Tensor  # registered by quantize_trained_words, for exports
-        self.trained_scales: Tensor
         if self.bits is None:
             self.register_buffer("frozen_words", torch.zeros(n_frozen_words, config.word_dim))
         else:
@@ -105,37 +103,18 @@ class Tagger(nn.Module):
         self.frozen_words.copy_(codes)
         self.frozen_scales.copy_(scales)
 
-    def quantize_trained_words(self) -> None:
-        """Store the trained word rows as int8 codes + a scale per row too: for exports, once training is over.
-
-        The lookup then reads the codes (`self.words` is no longer used, so the
-        export leaves its float rows out): a quarter of their bytes.
-        """
-        codes, scales = quantize(self.words.weight.detach(), 8)
-        self.register_buffer("trained_codes", codes)
-        self.register_buffer("trained_scales", scales)
-
-    def _trained_rows(self, words: Tensor) -> Tensor:
-        """(B, T) ids of trained words -> (B, T, word_dim), from the float rows or their int8 codes."""
-        if not hasattr(self, "trained_codes"):
-            return self.words(words)
-        return dequantize(self.trained_codes[words], self.trained_scales[words], 8, self.words.embedding_dim)
-
     def embed_words(self, words: Tensor) -> Tensor:
         """(B, T) word ids -> (B, T, word_dim): trained rows first, then the frozen ones."""
         if not self.frozen_words.shape[0]:
-            return self._trained_rows(words)
-        if self.bits is None and not hasattr(self, "trained_codes"):
+            return self.words(words)
+        if self.bits is None:
             table = torch.cat([self.words.weight, self.frozen_words])
             return nn.functional.embedding(words, table, padding_idx=PAD)
         n_trained = self.words.num_embeddings
         trained = words < n_trained
-        own = self._trained_rows(torch.where(trained, words, torch.zeros_like(words)))
+        own = self.words(torch.where(trained, words, torch.zeros_like(words)))
         rows = (words - n_trained).clamp(min=0)
-        if self.bits is None:
-            frozen = self.frozen_words[rows]
-        else:
-            frozen = dequantize(self.frozen_words[rows], self.frozen_scales[rows], self.bits, own.shape[-1])
+        frozen = dequantize(self.frozen_words[rows], self.frozen_scales[rows], self.bits, own.shape[-1])
         return torch.where(trained.unsqueeze(-1), own, frozen)
 
     def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:

@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from model.export import export
 
-    parity = export(args.checkpoint, args.out, name=args.name, float16=args.float16, int8_words=args.int8_words)
+    parity = export(args.checkpoint, args.out, name=args.name, weights=args.weights)
     print(
         f"exported to {args.out}: ONNX Runtime matches PyTorch on {parity.sentences} dev sentences "
         f"({parity.tag_mismatches} tag mismatches, max score difference {parity.max_abs_diff:.1e})"
@@ -165,8 +165,12 @@ def parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="export a checkpoint or an ensemble to ONNX, verified against PyTorch")
     ex.add_argument("checkpoint", nargs="+", help="best.pt or a run folder; several: one ensemble of them all")
-    ex.add_argument("--float16", action="store_true", help="store large weights as float16 (half the size)")
-    ex.add_argument("--int8-words", action="store_true", help="store the trained word vectors as int8 (a quarter)")
+    ex.add_argument(
+        "--weights",
+        choices=["float32", "float16", "int8"],
+        default="float32",
+        help="how large weights are stored: int8 (per row) is a quarter of float32, float16 half",
+    )
     ex.add_argument("--out", required=True, help="export folder, e.g. exports/NAME")
     ex.add_argument("--name", help="model name (default: the folder name)")
     ex.set_defaults(func=cmd_export)

@@ -100,37 +100,3 @@ def test_quantized_frozen_vectors_stay_close_and_export_identically(tmp_path: Pa
     (onnx_scores,) = session.run(None, vocab.encode(sentences).inputs())
     for row, expected in enumerate(scores(model, vocab, sentences)):
         np.testing.assert_allclose(onnx_scores[row, : len(expected)], expected, atol=1e-5)
-
-
-@pytest.mark.parametrize("frozen", [0, 6])
-def test_trained_words_stored_as_int8_stay_close_and_export_without_their_float_rows(
-    tmp_path: Path, frozen: int
-) -> None:
-    import onnx
-    import onnxruntime as ort
-
-    from model.export import export_onnx
-
-    words = ("<pad>", "<unk>", *sorted({w.lower() for w in WORDS}))
-    vocab = Vocab(words=words, chars=("<pad>", "<unk>", *sorted({c for w in WORDS for c in w})), tags=("A", "B"))
-    config = ModelConfig(glove=False, glove_int4=frozen > 0, word_dim=6, hidden=8, layers=1, char_dim=4, char_filters=4)
-    vectors = np.random.default_rng(1).normal(size=(len(words), 6)).astype(np.float32)
-    vectors[0] = 0.0
-    model = Tagger(config, len(words), len(vocab.chars), 2, pretrained=vectors, n_frozen_words=frozen).eval()
-    ids = torch.arange(len(words)).unsqueeze(0)
-    before = model.embed_words(ids)[0].detach().numpy()
-    model.quantize_trained_words()
-    after = model.embed_words(ids)[0].detach().numpy()
-    n_trained = len(words) - frozen
-    half_step = np.abs(before[:n_trained]).max(axis=1, keepdims=True) / 127 / 2
-    assert (np.abs(after - before)[:n_trained] <= half_step + 1e-6).all()
-    np.testing.assert_array_equal(after[n_trained:], before[n_trained:])  # the frozen rows are untouched
-
-    export_onnx(model, vocab, tmp_path / "model.onnx")
-    initializers = {i.name for i in onnx.load(str(tmp_path / "model.onnx")).graph.initializer}
-    assert "words.weight" not in initializers and "trained_codes" in initializers
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    sentences = [["the", "cat", "Paris"], ["supercalifragilistic", "!", "mat", "on", "a"]]
-    (onnx_scores,) = session.run(None, vocab.encode(sentences).inputs())
-    for row, expected in enumerate(scores(model, vocab, sentences)):
-        np.testing.assert_allclose(onnx_scores[row, : len(expected)], expected, atol=1e-5)
