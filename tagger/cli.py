@@ -22,9 +22,15 @@ from tagger.readers import DataFormatError, Sentence, read_corpus, retag, write_
 Tagging = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 
 
-def _load_model(path: str) -> tuple[Tagging, dict[str, Any]]:
-    """A tagging function (sentences -> tags, IOB2 for span tags) and the data config, of a checkpoint or export."""
+def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
+    """A tagging function (sentences -> tags, IOB2 for span tags) and the data config.
+
+    Of an export folder, a checkpoint, or several checkpoints pooled as one ensemble (as `tagger export` would).
+    """
+    path = paths[0]
     if (Path(path) / METADATA_FILE).is_file():
+        if len(paths) > 1:
+            raise SystemExit("tagger: several models are pooled as an ensemble of checkpoints, not of export folders")
         from service.runtime import load_runtime
 
         runtime = load_runtime(path)
@@ -34,9 +40,16 @@ def _load_model(path: str) -> tuple[Tagging, dict[str, Any]]:
 
         return tag_export, runtime.metadata.config.get("data", {})
     from model.checkpoint import decoder_of, load_checkpoint
+    from model.ensemble import Ensemble, load_ensemble
+    from model.network import Tagger
     from model.predict import predict_scores
 
-    model, config, vocab, _ = load_checkpoint(path)
+    model: Tagger | Ensemble
+    if len(paths) > 1:
+        model, configs, vocab, _ = load_ensemble(paths)
+        config = configs[0]
+    else:
+        model, config, vocab, _ = load_checkpoint(path)
     decoder = decoder_of(model.crf, config, vocab)
 
     def tag_checkpoint(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -115,7 +128,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    tag, data = _load_model(args.model)
+    tag, data = _load_model([args.model])
     sentences = _read(args.input, args, data)
     tagged = [Sentence(s.tokens, tuple(t)) for s, t in zip(sentences, tag([s.tokens for s in sentences]), strict=True)]
     if args.output:
@@ -157,7 +170,9 @@ def parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="score a checkpoint or export folder on gold data")
-    ev.add_argument("model", help="checkpoint (.pt or run folder) or export folder")
+    ev.add_argument(
+        "model", nargs="+", help="checkpoint (.pt or run folder) or export folder; several checkpoints: their ensemble"
+    )
     ev.add_argument("data", help="gold data file (CoNLL-U or column file)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     _data_flags(ev)

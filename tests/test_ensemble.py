@@ -120,3 +120,25 @@ def test_an_ensemble_needs_two_members(members: list[Path]) -> None:
 
     with pytest.raises(ValueError, match="at least 2 members, got 1"):
         Ensemble([load_checkpoint(members[0])[0]], None)
+
+
+def test_tagger_evaluate_scores_an_ensemble_of_checkpoints(
+    members: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from model.checkpoint import decoder_of
+    from model.ensemble import load_ensemble
+    from model.predict import predict_scores
+    from model.train import read_split
+    from tagger.cli import main
+    from tagger.evaluation import evaluate
+
+    ensemble, configs, vocab, _ = load_ensemble(members)
+    dev = read_split(configs[0].data, configs[0].data.dev)
+    decoder = decoder_of(ensemble.crf, configs[0], vocab)
+    expected = evaluate(
+        [list(s.tags) for s in dev], [decoder.decode(s).tags for s in predict_scores(ensemble, vocab, dev)]
+    )
+
+    assert main(["evaluate", str(members[0]), str(members[1]), configs[0].data.dev, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sentences"] == len(dev) and report["f1"] == pytest.approx(expected.to_dict()["f1"])
