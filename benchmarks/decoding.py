@@ -92,9 +92,9 @@ def main() -> int:
             args.repeats,
             lambda: [base.decoder.decode_batch(s, b.lengths) for s, b in zip(base_scores, base_batches, strict=True)],
         )
-        rows.append({"stage": f"baseline {args.baseline.name}: network", "seconds": base_network})
+        rows.append({"stage": f"baseline {args.baseline}: network", "seconds": base_network})
         rows.append(
-            {"stage": f"baseline {args.baseline.name}: network + its decoder", "seconds": base_network + base_decode}
+            {"stage": f"baseline {args.baseline}: network + its decoder", "seconds": base_network + base_decode}
         )
     for row in rows:
         row["words_per_s"] = words / row["seconds"]

@@ -56,6 +56,10 @@ def mean_crf(crfs: Sequence[CRF], tags: Sequence[str], config: Config, vocab: Vo
 
 def load_ensemble(paths: Sequence[str | Path]) -> tuple[Ensemble, list[Config], Vocab, list[dict[str, Any]]]:
     """Load member checkpoints that can be pooled, or say which one cannot and why."""
+    if len({str(p) for p in paths}) < len(paths):
+        raise ValueError(
+            f"the same checkpoint is named twice in {[str(p) for p in paths]}; ensemble members must differ"
+        )
     loaded = [load_checkpoint(p) for p in paths]
     first_model, first_config, vocab, _ = loaded[0]
     for path, (model, config, other, _) in zip(paths[1:], loaded[1:], strict=True):
@@ -67,8 +71,11 @@ def load_ensemble(paths: Sequence[str | Path]) -> tuple[Ensemble, list[Config], 
                 )
         if (model.crf is None) != (first_model.crf is None) or config.model.tag_scheme != first_config.model.tag_scheme:
             raise ValueError(f"{path}: its decoder (model.crf, model.tag_scheme) differs from {paths[0]}'s")
-        same_scales = first_model.bits is None or torch.equal(model.frozen_scales, first_model.frozen_scales)
-        if not (torch.equal(model.frozen_words, first_model.frozen_words) and same_scales):
+        same_storage = model.bits == first_model.bits and model.frozen_words.shape == first_model.frozen_words.shape
+        same_scales = same_storage and (
+            first_model.bits is None or torch.equal(model.frozen_scales, first_model.frozen_scales)
+        )
+        if not (same_storage and same_scales and torch.equal(model.frozen_words, first_model.frozen_words)):
             raise ValueError(f"{path}: its frozen GloVe rows differ from {paths[0]}'s (model.glove_int8/int4?)")
         model.frozen_words = first_model.frozen_words  # one tensor, stored once in the export
         if first_model.bits is not None:

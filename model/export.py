@@ -152,6 +152,40 @@ def _load(checkpoints: Sequence[str | Path]) -> tuple[Tagger | Ensemble, Config,
     return ensemble, configs[0], vocab, {"ensemble": members}
 
 
+def _metadata(
+    folder: Path,
+    name: str,
+    config: Config,
+    vocab: Vocab,
+    crf: bool,
+    splits: dict[str, str],
+    files: list[str],
+    extra: dict[str, Any],
+) -> Metadata:
+    """What the export says about itself before it is scored: tags, schemes, config, data and file checksums."""
+    scheme = tag_scheme(config, vocab)
+    return Metadata(
+        name=name,
+        task=config.data.task,
+        scheme="IOB2" if scheme is not None else None,
+        tag_scheme=scheme,
+        decoder="crf" if crf else "softmax",
+        tags=list(vocab.tags),
+        config=config.to_dict(),
+        data={k: {"path": v, "sha256": sha256_file(Path(v))} for k, v in splits.items()},
+        scores={},
+        files={f: sha256_file(folder / f) for f in files},
+        exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        versions={
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "opset": str(OPSET),
+        },
+        extra=extra,
+    )
+
+
 def export(
     checkpoints: str | Path | Sequence[str | Path],
     out: str | Path,
@@ -182,30 +216,11 @@ def export(
         if model.crf is not None:
             write_json(tmp / CRF_FILE, model.crf.to_numpy().to_dict())
             files.append(CRF_FILE)
-        scheme = tag_scheme(config, vocab)
         splits = {
             k: v for k, v in (("train", config.data.train), ("dev", config.data.dev), ("test", config.data.test)) if v
         }
-        metadata = Metadata(
-            name=name or out.name,
-            task=config.data.task,
-            scheme="IOB2" if scheme is not None else None,
-            tag_scheme=scheme,
-            decoder="crf" if model.crf is not None else "softmax",
-            tags=list(vocab.tags),
-            config=config.to_dict(),
-            data={k: {"path": v, "sha256": sha256_file(Path(v))} for k, v in splits.items()},
-            scores={},
-            files={f: sha256_file(tmp / f) for f in files},
-            exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            versions={
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "onnxruntime": onnxruntime.__version__,
-                "opset": str(OPSET),
-            },
-            extra={**provenance, "weights": weights},
-        )
+        extra = {**provenance, "weights": weights}
+        metadata = _metadata(tmp, name or out.name, config, vocab, model.crf is not None, splits, files, extra)
         write_json(tmp / METADATA_FILE, metadata.to_dict())
         parity = check_parity(model, decoder, tmp, dev)
         if parity.tag_mismatches or parity.max_abs_diff > tolerance:

@@ -28,9 +28,9 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
     Of an export folder, a checkpoint, or several checkpoints pooled as one ensemble (as `tagger export` would).
     """
     path = paths[0]
+    if len(paths) > 1 and any((Path(p) / METADATA_FILE).is_file() for p in paths):
+        raise SystemExit("tagger: several models are pooled as an ensemble of checkpoints, not of export folders")
     if (Path(path) / METADATA_FILE).is_file():
-        if len(paths) > 1:
-            raise SystemExit("tagger: several models are pooled as an ensemble of checkpoints, not of export folders")
         from service.runtime import load_runtime
 
         runtime = load_runtime(path)
@@ -171,7 +171,10 @@ def parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a checkpoint or export folder on gold data")
     ev.add_argument(
-        "model", nargs="+", help="checkpoint (.pt or run folder) or export folder; several checkpoints: their ensemble"
+        "model",
+        nargs="+",
+        help="checkpoint (.pt or run folder) or export folder; several checkpoints: their ensemble "
+        "(options go before the models or after the data file)",
     )
     ev.add_argument("data", help="gold data file (CoNLL-U or column file)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 from pathlib import Path
@@ -66,20 +67,28 @@ def test_ensemble_scores_are_the_mean_of_its_members(members: list[Path]) -> Non
     assert not np.allclose(singles[0][0], singles[1][0])  # the seeds made two different models
 
 
-def test_the_pooled_crf_scores_a_sentence_as_the_mean_of_the_members(members: list[Path]) -> None:
-    """Mean emissions + mean transitions: every tag sequence gets the mean of its member scores."""
-    from model.checkpoint import load_checkpoint
+def test_the_pooled_model_decodes_the_sequence_the_members_agree_on_best(members: list[Path]) -> None:
+    """Viterbi over mean emissions and the pooled crf.json = argmax over every tag sequence of the mean member score."""
+    from model.checkpoint import decoder_of, load_checkpoint
     from model.ensemble import load_ensemble
 
-    ensemble, _, _, _ = load_ensemble(members)
-    assert ensemble.crf is not None
-    crfs = [load_checkpoint(m)[0].crf for m in members]
-    emissions = torch.randn(2, 5, len(ensemble.crf.start))
-    tags = torch.randint(0, len(ensemble.crf.start), (2, 5))
-    lengths = torch.tensor([5, 3])
-    scores = [c.sequence_score(emissions, tags, lengths) for c in crfs if c is not None]
-    pooled = ensemble.crf.sequence_score(emissions, tags, lengths)  # the same emissions stand for their mean
-    torch.testing.assert_close(pooled, (scores[0] + scores[1]) / 2)
+    ensemble, configs, vocab, _ = load_ensemble(members)
+    singles = [load_checkpoint(m)[0].crf for m in members]
+    decoder = decoder_of(ensemble.crf, configs[0], vocab)
+    k, length = len(vocab.tags), 3
+    sequences = torch.tensor(list(itertools.product(range(k), repeat=length)))  # (k^3, 3)
+    lengths = torch.full((len(sequences),), length)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        emissions = [torch.randn(length, k) * 3 for _ in members]  # each member scores the sentence its own way
+        totals = [
+            crf.sequence_score(e.expand(len(sequences), -1, -1), sequences, lengths)
+            for crf, e in zip(singles, emissions, strict=True)
+            if crf is not None
+        ]
+        best = sequences[torch.stack(totals).mean(dim=0).argmax()].numpy()
+        decoded = decoder.decode(torch.stack(emissions).mean(dim=0).numpy())
+        np.testing.assert_array_equal(decoded.ids, best)
 
 
 def test_an_ensemble_exports_in_int8_and_serves_like_one_model(members: list[Path], tmp_path: Path) -> None:
@@ -101,10 +110,21 @@ def test_an_ensemble_exports_in_int8_and_serves_like_one_model(members: list[Pat
     assert [m["config"]["name"] for m in metadata["extra"]["ensemble"]] == ["member3", "member4"]
     assert metadata["extra"]["weights"] == "int8"
     assert metadata["decoder"] == "crf"
-    runtime = load_runtime(tmp_path / "pair")  # what the service loads: nothing there knows it is an ensemble
-    (decoded,) = runtime.tag_sentences([("Angela", "Merkel", "visited", "Tokyo", ".")])
-    assert len(decoded.tags) == 5
-    assert metadata["scores"]["dev"]["f1"] >= 0.0
+    # what the service loads: nothing there knows it is an ensemble, and it tags as the PyTorch ensemble does
+    from model.checkpoint import decoder_of
+    from model.ensemble import load_ensemble
+    from model.predict import predict_scores
+    from model.storage import round_weights
+    from model.train import read_split
+
+    ensemble, configs, vocab, _ = load_ensemble(members)
+    round_weights(ensemble, "int8")
+    dev = read_split(configs[0].data, configs[0].data.dev)
+    decoder = decoder_of(ensemble.crf, configs[0], vocab)
+    expected = [decoder.decode(s).tags for s in predict_scores(ensemble, vocab, dev)]
+    runtime = load_runtime(tmp_path / "pair")
+    assert [d.tags for d in runtime.tag_sentences([s.tokens for s in dev])] == expected
+    assert any(tag != "O" for tags in expected for tag in tags)
 
 
 def test_members_with_other_vocabularies_are_refused_by_path(members: list[Path], tiny_run: Path) -> None:
@@ -112,6 +132,8 @@ def test_members_with_other_vocabularies_are_refused_by_path(members: list[Path]
 
     with pytest.raises(ValueError, match=rf"{re.escape(str(tiny_run))}: its words vocabulary differs from .*member3"):
         load_ensemble([members[0], tiny_run])
+    with pytest.raises(ValueError, match="the same checkpoint is named twice"):
+        load_ensemble([members[0], members[0]])
 
 
 def test_an_ensemble_needs_two_members(members: list[Path]) -> None:

@@ -14,7 +14,7 @@ from model.config import ModelConfig
 from model.export import export_onnx
 from model.network import Tagger
 from model.predict import predict_scores
-from model.storage import round_weights, store_weights
+from model.storage import Storage, round_weights, store_weights
 from tagger.encoding import Vocab
 from tagger.readers import Sentence
 
@@ -35,21 +35,24 @@ def onnx_scores(path: Path, vocab: Vocab) -> np.ndarray:
     return np.asarray(scores)
 
 
-@pytest.mark.parametrize(("storage", "dtype", "max_ratio"), [("float16", 10, 0.55), ("int8", 3, 0.36)])
+@pytest.mark.parametrize(
+    ("storage", "dtype", "max_ratio"),
+    [("float16", onnx.TensorProto.FLOAT16, 0.55), ("int8", onnx.TensorProto.INT8, 0.36)],
+)
 def test_stored_weights_are_smaller_and_compute_what_the_rounded_model_does(
-    tmp_path: Path, storage: str, dtype: int, max_ratio: float
+    tmp_path: Path, storage: Storage, dtype: int, max_ratio: float
 ) -> None:
     model, vocab = tiny_model()
     export_onnx(model, vocab, tmp_path / "float32.onnx")
     before = model.words.weight.detach().clone()
-    assert round_weights(model, storage) > 0  # type: ignore[arg-type]
+    assert round_weights(model, storage) > 0
     moved = (model.words.weight - before).abs()
     bound = before.abs().amax(dim=1, keepdim=True) / 127 / 2 if storage == "int8" else before.abs() * 2**-11
     assert (moved <= bound + 1e-7).all()
 
     path = tmp_path / f"{storage}.onnx"
     export_onnx(model, vocab, path)
-    assert store_weights(path, storage) >= 3  # type: ignore[arg-type]  # word vectors, LSTM input and recurrent weights
+    assert store_weights(path, storage) >= 3  # word vectors, LSTM input and recurrent weights
     assert path.stat().st_size < max_ratio * (tmp_path / "float32.onnx").stat().st_size
     assert any(i.data_type == dtype for i in onnx.load(str(path)).graph.initializer)
 
@@ -59,12 +62,13 @@ def test_stored_weights_are_smaller_and_compute_what_the_rounded_model_does(
         np.testing.assert_allclose(scores[row, : len(want)], want, atol=1e-5)
 
 
-def test_onnx_runtime_folds_the_stored_weights_back_to_float_constants(tmp_path: Path) -> None:
+@pytest.mark.parametrize("storage", ["float16", "int8"])
+def test_onnx_runtime_folds_the_stored_weights_back_to_float_constants(tmp_path: Path, storage: Storage) -> None:
     model, vocab = tiny_model()
-    round_weights(model, "int8")
-    path = tmp_path / "int8.onnx"
+    round_weights(model, storage)
+    path = tmp_path / f"{storage}.onnx"
     export_onnx(model, vocab, path)
-    store_weights(path, "int8")
+    assert store_weights(path, storage) >= 3
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as service.runtime sets it
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
