@@ -28,12 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.runtime import load_runtime  # noqa: E402
+from service.runtime import Runtime, load_runtime  # noqa: E402
 from tagger.decoding import Decoder  # noqa: E402
-from tagger.encoding import length_sorted  # noqa: E402
+from tagger.encoding import Batch, length_sorted  # noqa: E402
 from tagger.readers import read_corpus  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -47,6 +49,18 @@ def median_seconds(repeats: int, job: Any) -> float:
         job()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def network_seconds(runtime: Runtime, batches: list[Batch], repeats: int) -> tuple[float, list[np.ndarray]]:
+    """Median seconds for the graph over every batch, and its scores."""
+    return median_seconds(repeats, lambda: [runtime.run(b) for b in batches]), [runtime.run(b) for b in batches]
+
+
+def decode_seconds(decoder: Decoder, scores: list[np.ndarray], batches: list[Batch], repeats: int) -> float:
+    """Median seconds for `decoder` over the scores of every batch."""
+    return median_seconds(
+        repeats, lambda: [decoder.decode_batch(s, b.lengths) for s, b in zip(scores, batches, strict=True)]
+    )
 
 
 def main() -> int:
@@ -66,7 +80,7 @@ def main() -> int:
     words = sum(len(s) for s in sentences)
     order = length_sorted([len(s) for s in sentences], 32)
     batches = [runtime.vocab.encode([sentences[i] for i in ix]) for ix in order]
-    scores = [runtime.run(b) for b in batches]
+    network, scores = network_seconds(runtime, batches, args.repeats)
 
     tags, scheme = runtime.vocab.tags, runtime.decoder.scheme
     decoders = {"argmax": Decoder(tags)}
@@ -75,23 +89,16 @@ def main() -> int:
     if runtime.decoder.crf is not None:
         decoders["crf"] = runtime.decoder
 
-    network = median_seconds(args.repeats, lambda: [runtime.run(b) for b in batches])
     rows: list[dict[str, Any]] = [{"stage": "network (ONNX Runtime)", "seconds": network}]
     for name, decoder in decoders.items():
-        alone = median_seconds(
-            args.repeats, lambda d=decoder: [d.decode_batch(s, b.lengths) for s, b in zip(scores, batches, strict=True)]
-        )
+        alone = decode_seconds(decoder, scores, batches, args.repeats)
         rows.append({"stage": f"decode: {name}", "seconds": alone})
         rows.append({"stage": f"network + {name}", "seconds": network + alone})
     if args.baseline:
         base = load_runtime(args.baseline, intra_threads=args.threads)
         base_batches = [base.vocab.encode([sentences[i] for i in ix]) for ix in order]
-        base_network = median_seconds(args.repeats, lambda: [base.run(b) for b in base_batches])
-        base_scores = [base.run(b) for b in base_batches]
-        base_decode = median_seconds(
-            args.repeats,
-            lambda: [base.decoder.decode_batch(s, b.lengths) for s, b in zip(base_scores, base_batches, strict=True)],
-        )
+        base_network, base_scores = network_seconds(base, base_batches, args.repeats)
+        base_decode = decode_seconds(base.decoder, base_scores, base_batches, args.repeats)
         rows.append({"stage": f"baseline {args.baseline}: network", "seconds": base_network})
         rows.append(
             {"stage": f"baseline {args.baseline}: network + its decoder", "seconds": base_network + base_decode}

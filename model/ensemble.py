@@ -45,9 +45,9 @@ class Ensemble(nn.Module):
         return torch.stack(scores).mean(dim=0)  # (B, T, K)
 
 
-def mean_crf(crfs: Sequence[CRF], tags: Sequence[str], config: Config, vocab: Vocab) -> CRF:
+def mean_crf(crfs: Sequence[CRF], config: Config, vocab: Vocab) -> CRF:
     """A CRF whose learned scores are the means of `crfs` (the fixed constraint scores are the scheme's)."""
-    pooled = CRF(tags, tag_scheme(config, vocab))
+    pooled = CRF(vocab.tags, tag_scheme(config, vocab))
     with torch.no_grad():
         for name in ("transitions", "start", "end"):
             getattr(pooled, name).copy_(torch.stack([getattr(c, name) for c in crfs]).mean(dim=0))
@@ -71,19 +71,25 @@ def load_ensemble(paths: Sequence[str | Path]) -> tuple[Ensemble, list[Config], 
                 )
         if (model.crf is None) != (first_model.crf is None) or config.model.tag_scheme != first_config.model.tag_scheme:
             raise ValueError(f"{path}: its decoder (model.crf, model.tag_scheme) differs from {paths[0]}'s")
-        same_storage = model.bits == first_model.bits and model.frozen_words.shape == first_model.frozen_words.shape
-        same_scales = same_storage and (
-            first_model.bits is None or torch.equal(model.frozen_scales, first_model.frozen_scales)
-        )
-        if not (same_storage and same_scales and torch.equal(model.frozen_words, first_model.frozen_words)):
+        shared = ("frozen_words", "frozen_scales") if first_model.bits is not None else ("frozen_words",)
+        if model.bits != first_model.bits or not all(
+            torch.equal(getattr(model, name), getattr(first_model, name)) for name in shared
+        ):
             raise ValueError(f"{path}: its frozen GloVe rows differ from {paths[0]}'s (model.glove_int8/int4?)")
-        model.frozen_words = first_model.frozen_words  # one tensor, stored once in the export
-        if first_model.bits is not None:
-            model.frozen_scales = first_model.frozen_scales
+        for name in shared:
+            setattr(model, name, getattr(first_model, name))  # one tensor, stored once in the export
     members = [model for model, _, _, _ in loaded]
     crfs = [m.crf for m in members if m.crf is not None]
-    crf = mean_crf(crfs, vocab.tags, first_config, vocab) if crfs else None
+    crf = mean_crf(crfs, first_config, vocab) if crfs else None
     for member in members:
         member.crf = None  # the pooled CRF decodes; the members' own are folded into it
     ensemble = Ensemble(members, crf).eval()
     return ensemble, [config for _, config, _, _ in loaded], vocab, [state for _, _, _, state in loaded]
+
+
+def load_models(paths: Sequence[str | Path]) -> tuple[Tagger | Ensemble, list[Config], Vocab, list[dict[str, Any]]]:
+    """One checkpoint as it is, several as their ensemble: the model, each member's config and training state."""
+    if len(paths) == 1:
+        model, config, vocab, state = load_checkpoint(paths[0])
+        return model, [config], vocab, [state]
+    return load_ensemble(paths)

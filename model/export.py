@@ -25,9 +25,9 @@ import onnxruntime
 import torch
 
 from model.batches import to_tensors
-from model.checkpoint import decoder_of, load_checkpoint, tag_scheme
+from model.checkpoint import decoder_of, tag_scheme
 from model.config import Config
-from model.ensemble import Ensemble, load_ensemble
+from model.ensemble import Ensemble, load_models
 from model.network import Tagger
 from model.predict import predict_scores
 from model.storage import Storage, round_weights, store_weights
@@ -139,17 +139,17 @@ def _provenance(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _load(checkpoints: Sequence[str | Path]) -> tuple[Tagger | Ensemble, Config, Vocab, dict[str, Any]]:
-    """The model to export, the config it records, its vocabularies and its provenance (metadata `extra`)."""
+def _provenance_of(
+    checkpoints: Sequence[str | Path], configs: list[Config], states: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The metadata `extra` on where the weights came from: the checkpoint's epoch, or each member's."""
     if len(checkpoints) == 1:
-        model, config, vocab, state = load_checkpoint(checkpoints[0])
-        return model, config, vocab, _provenance(state)
-    ensemble, configs, vocab, states = load_ensemble(checkpoints)
+        return _provenance(states[0])
     members = [
         {"checkpoint": str(p), "config": c.to_dict(), **_provenance(s)}
         for p, c, s in zip(checkpoints, configs, states, strict=True)
     ]
-    return ensemble, configs[0], vocab, {"ensemble": members}
+    return {"ensemble": members}
 
 
 def _metadata(
@@ -200,7 +200,8 @@ def export(
     """
     out = Path(out)
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
-    model, config, vocab, provenance = _load(paths)
+    model, configs, vocab, states = load_models(paths)
+    config, provenance = configs[0], _provenance_of(paths, configs, states)
     round_weights(model, weights)
     if not config.data.dev:
         raise ExportError("the checkpoint's config names no dev set (data.dev) to verify the export against")

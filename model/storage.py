@@ -31,15 +31,17 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from model.quantize import dequantize, quantize
+
 Storage = Literal["float32", "float16", "int8"]
 MIN_ELEMENTS = 1024  # smaller tensors are not worth extra nodes
 MIN_ROW = 16  # int8 rows shorter than this cost more in scales than they save
 
 
 def _int8_rows(values: torch.Tensor) -> torch.Tensor:
-    """Round each row (last dimension) to a multiple of its own scale max |row| / 127."""
-    scales = values.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8) / 127
-    return torch.round(values / scales).clamp(-127, 127) * scales
+    """Round each row (last dimension) to a multiple of its own scale max |row| / 127, as `model.quantize` does."""
+    codes, scales = quantize(values.reshape(-1, values.shape[-1]), 8)
+    return dequantize(codes, scales, 8, values.shape[-1]).reshape(values.shape)
 
 
 @torch.no_grad()

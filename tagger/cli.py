@@ -39,17 +39,12 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
             return [d.tags for d in runtime.tag_sentences(sentences)]
 
         return tag_export, runtime.metadata.config.get("data", {})
-    from model.checkpoint import decoder_of, load_checkpoint
-    from model.ensemble import Ensemble, load_ensemble
-    from model.network import Tagger
+    from model.checkpoint import decoder_of
+    from model.ensemble import load_models
     from model.predict import predict_scores
 
-    model: Tagger | Ensemble
-    if len(paths) > 1:
-        model, configs, vocab, _ = load_ensemble(paths)
-        config = configs[0]
-    else:
-        model, config, vocab, _ = load_checkpoint(path)
+    model, configs, vocab, _ = load_models(paths)
+    config = configs[0]
     decoder = decoder_of(model.crf, config, vocab)
 
     def tag_checkpoint(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
