@@ -1,4 +1,6 @@
-"""Mention replacement: training sentences whose entity mentions are swapped for others of the same type.
+"""Fresh training text every epoch: each file's share of sentences, swapped mentions, re-cased sentences.
+
+Mention replacement: training sentences whose entity mentions are swapped for others of the same type.
 
 A fifth of WikiANN's test entity tokens never occur in its training set. A
 model that only ever sees each training mention in its own sentence can learn
@@ -10,6 +12,11 @@ replacement comes from the training set itself.
 
 The concession: a replacement can make a sentence false or ungrammatical
 ("Paris was born in Barack Obama"); the tags stay right, which is what counts.
+
+Re-casing: web text writes names in lower case ("i met john in paris") and
+headlines in capitals; a model that saw only edited text learns that a
+capital letter is most of what makes a name. Training on some sentences in
+lower or upper case makes it read the words and their context too.
 """
 
 from __future__ import annotations
@@ -58,3 +65,33 @@ def _replaced(sentence: Sentence, pool: Pool, rate: float, rng: random.Random) -
         at = span.end
     tokens += sentence.tokens[at:]
     return Sentence(tuple(tokens), tuple(from_spans(new_spans, len(tokens), "IOB2")))
+
+
+def draw_epoch(corpora: Sequence[Sequence[Sentence]], weights: Sequence[float], rng: random.Random) -> list[Sentence]:
+    """One epoch's sentences: each corpus `weight` times over, the fraction as a random sample without repeats.
+
+    Example: corpora of 10 and 4 sentences, weights [1.0, 0.5] -> all 10, then 2 of the 4 drawn at random.
+    """
+    drawn: list[Sentence] = []
+    for sentences, weight in zip(corpora, weights, strict=True):
+        whole, part = divmod(weight, 1.0)
+        drawn += list(sentences) * int(whole)
+        k = round(part * len(sentences))
+        if k:
+            drawn += rng.sample(list(sentences), k)
+    return drawn
+
+
+def recase(sentences: Sequence[Sentence], lowercase: float, uppercase: float, rng: random.Random) -> list[Sentence]:
+    """Each sentence in lower case with probability `lowercase`, else in upper case with `uppercase`; tags kept."""
+    if lowercase <= 0 and uppercase <= 0:
+        return list(sentences)
+    out = []
+    for sentence in sentences:
+        draw = rng.random()
+        if draw < lowercase:
+            sentence = Sentence(tuple(t.lower() for t in sentence.tokens), sentence.tags)
+        elif draw < lowercase + uppercase:
+            sentence = Sentence(tuple(t.upper() for t in sentence.tokens), sentence.tags)
+        out.append(sentence)
+    return out

@@ -15,18 +15,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+FileFormat = Literal["auto", "conllu", "conll", "uner"]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One training file, read as its own format says, and how much of it each epoch draws."""
+
+    path: str
+    format: FileFormat = "auto"
+    tag_field: Literal["upos", "xpos"] = "upos"
+    token_column: int = 0
+    tag_column: int = -1
+    scheme: Literal["auto", "IOB1", "IOB2", "BIOES"] = "auto"
+    weight: float = 1.0  # sentences per epoch as a multiple of the file's: 0.5 = a fresh random half, 2 = twice
+
 
 @dataclass(frozen=True)
 class DataConfig:
-    train: str = ""
+    # one training file, read with the fields below, or several, each its own `Corpus` (a JSON list of objects)
+    train: str | tuple[Corpus, ...] = ""
     dev: str = ""
     test: str = ""
-    format: Literal["auto", "conllu", "conll"] = "auto"
+    format: FileFormat = "auto"
     tag_field: Literal["upos", "xpos"] = "upos"  # CoNLL-U column to tag
     token_column: int = 0  # column files: token and tag columns
     tag_column: int = -1
     task: str = "upos"  # what the tags mean, recorded in the export
     scheme: Literal["auto", "IOB1", "IOB2", "BIOES"] = "auto"  # span tags in the files; auto = detect
+
+    def train_corpora(self) -> tuple[Corpus, ...]:
+        """The training files as corpora: a single `train` path is read with this section's own fields."""
+        if isinstance(self.train, tuple):
+            return self.train
+        if not self.train:
+            return ()
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(Corpus) if f.name not in ("path", "weight")}
+        return (Corpus(path=self.train, **own),)
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,8 @@ class TrainConfig:
     max_sentences: int = 0  # use only the first N training sentences (0 = all)
     mention_replace: float = 0.0  # span tags: chance per mention per epoch of swapping in another of its type
     average_last: int = 0  # also try the mean weights of the last N >= 2 epochs as the best model (0 = off)
+    lowercase: float = 0.0  # chance per sentence per epoch of training on it in lower case (names in web text)
+    uppercase: float = 0.0  # ... in upper case (headlines, shouting)
 
 
 @dataclass(frozen=True)
@@ -104,10 +131,36 @@ class Config:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
+def _corpora(value: list[Any], where: str) -> tuple[Corpus, ...]:
+    """A JSON list of training files (`{"path": ..., "weight": ...}` objects) as corpora."""
+    if not value:
+        raise ValueError(f"{where}: an empty list names no training file")
+    known = {f.name for f in dataclasses.fields(Corpus)}
+    corpora = []
+    for i, item in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict) or "path" not in item:
+            raise ValueError(f'{at} must be an object with a "path" (and format, columns, weight), got {item!r}')
+        bad = set(item) - known
+        if bad:
+            raise ValueError(f"{at}: unknown fields {sorted(bad)}; known: {sorted(known)}")
+        corpus = Corpus(**{k: _coerce(Corpus, k, v, at) for k, v in item.items()})
+        if not corpus.weight > 0:
+            raise ValueError(f"{at}.weight must be above 0 (a share of the file per epoch), got {corpus.weight}")
+        corpora.append(corpus)
+    return tuple(corpora)
+
+
 def _coerce(section_cls: type, name: str, value: Any, source: str) -> Any:
     """Convert a JSON or flag value to the field's declared type, or say why not."""
     hint = get_type_hints(section_cls)[name]
     where = f"{source}: {section_cls.__name__}.{name}"
+    if section_cls is DataConfig and name == "train":
+        if isinstance(value, (list, tuple)):
+            return _corpora([dataclasses.asdict(v) if isinstance(v, Corpus) else v for v in value], where)
+        if not isinstance(value, str):
+            raise ValueError(f'{where} must be a path or a list of {{"path": ..., "weight": ...}}, got {value!r}')
+        return value
     if get_origin(hint) is Literal:
         if value not in get_args(hint):
             raise ValueError(f"{where} must be one of {list(get_args(hint))}, got {value!r}")

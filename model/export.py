@@ -130,6 +130,14 @@ def _scores(folder: Path, config: Config, splits: dict[str, str]) -> dict[str, d
     return reports
 
 
+def _train_files(config: Config) -> dict[str, str]:
+    """The training files by split name: `train`, or `train[0]`, `train[1]`, ... for several."""
+    corpora = config.data.train_corpora()
+    if len(corpora) == 1:
+        return {"train": corpora[0].path}
+    return {f"train[{i}]": c.path for i, c in enumerate(corpora)}
+
+
 def _provenance(state: dict[str, Any]) -> dict[str, Any]:
     return {
         "checkpoint_epoch": state.get("epoch"),
@@ -217,9 +225,8 @@ def export(
         if model.crf is not None:
             write_json(tmp / CRF_FILE, model.crf.to_numpy().to_dict())
             files.append(CRF_FILE)
-        splits = {
-            k: v for k, v in (("train", config.data.train), ("dev", config.data.dev), ("test", config.data.test)) if v
-        }
+        evaluation = {k: v for k, v in (("dev", config.data.dev), ("test", config.data.test)) if v}
+        splits = {**_train_files(config), **evaluation}
         extra = {**provenance, "weights": weights}
         metadata = _metadata(tmp, name or out.name, config, vocab, model.crf is not None, splits, files, extra)
         write_json(tmp / METADATA_FILE, metadata.to_dict())
@@ -230,7 +237,7 @@ def export(
                 f"{parity.sentences} sentences have different tags, max score difference "
                 f"{parity.max_abs_diff:.2e} (tolerance {tolerance:.0e})"
             )
-        evaluated = {k: v for k, v in splits.items() if k != "train"}
+        evaluated = {k: v for k, v in splits.items() if not k.startswith("train")}
         scored = Metadata(**{**metadata.to_dict(), "scores": _scores(tmp, config, evaluated)})
         scored.extra["parity"] = parity.__dict__
         write_json(tmp / METADATA_FILE, scored.to_dict())

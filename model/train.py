@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from model.augment import mention_pool, replace_mentions
+from model.augment import draw_epoch, mention_pool, recase, replace_mentions
 from model.batches import drop_words, iterate, unk_probabilities
 from model.checkpoint import build_model, decoder_of, load_checkpoint, save_checkpoint
-from model.config import Config, DataConfig
+from model.config import Config, Corpus, DataConfig
 from model.network import Tagger
 from model.predict import predict_scores
 from model.vocab import build_vocab, load_glove, pretrained_matrix, word_counts
@@ -44,6 +44,46 @@ def read_split(data: DataConfig, path: str) -> list[Sentence]:
         path, data.format, tag_field=data.tag_field, token_column=data.token_column, tag_column=data.tag_column
     )
     return retag(sentences, data.scheme, "IOB2")
+
+
+def read_training(data: DataConfig) -> list[list[Sentence]]:
+    """Every training corpus, span tags in IOB2; several must share one kind of tag set."""
+    corpora = data.train_corpora()
+    if not corpora:
+        raise ValueError('no training data: set data.train to a file or a list of {"path": ..., "weight": ...}')
+    read = [_read_training_file(c) for c in corpora]
+    _check_same_tag_set(corpora, read)
+    return read
+
+
+def _read_training_file(corpus: Corpus) -> list[Sentence]:
+    sentences = read_corpus(
+        corpus.path,
+        corpus.format,
+        tag_field=corpus.tag_field,
+        token_column=corpus.token_column,
+        tag_column=corpus.tag_column,
+    )
+    return retag(sentences, corpus.scheme, "IOB2")
+
+
+def _check_same_tag_set(corpora: Sequence[Corpus], read: Sequence[Sequence[Sentence]]) -> None:
+    """Several training files must tag the same things: the same entity types, or the same plain tags."""
+    if len(read) < 2:
+        return
+
+    def labels(sentences: Sequence[Sentence]) -> set[str]:
+        tags = {t for s in sentences for t in s.tags}
+        return {t[2:] for t in tags if t != "O"} if is_span_tagset(tags) else tags
+
+    first = labels(read[0])
+    for corpus, sentences in zip(corpora[1:], read[1:], strict=True):
+        other = labels(sentences)
+        if other != first:
+            raise ValueError(
+                f"training files must share one tag set: {corpora[0].path} has {sorted(first)}, "
+                f"{corpus.path} has {sorted(other)}"
+            )
 
 
 def score(model: Tagger, config: Config, vocab: Vocab, sentences: Sequence[Sentence]) -> Report:
@@ -85,20 +125,17 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
     """Train a model as configured into the run folder `out`; returns the path of best.pt."""
     torch.set_num_threads(config.train.threads)
     rng, generator = _seed(config.train.seed)
-    train_set = read_split(config.data, config.data.train)
+    corpora = read_training(config.data)
     if config.train.max_sentences:
-        train_set = train_set[: config.train.max_sentences]
+        corpora = [c[: config.train.max_sentences] for c in corpora]
+    weights = [c.weight for c in config.data.train_corpora()]
+    everything = [s for corpus in corpora for s in corpus]  # each file once: what the vocabulary is built from
     rate = config.train.mention_replace
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"train.mention_replace is a probability, between 0 and 1; got {rate}")
-    if rate and not is_span_tagset(t for s in train_set for t in s.tags):
-        raise ValueError(f"train.mention_replace is {rate}, but {config.data.train} has no span (entity) tags")
-    if config.train.average_last == 1 or config.train.average_last < 0:
-        raise ValueError(f"train.average_last must be 0 (off) or at least 2 epochs; got {config.train.average_last}")
-    pool = mention_pool(train_set) if rate else {}
-    train_iob2 = train_set
+    _check_options(config, everything)
+    pool = mention_pool(everything) if rate else {}
     # span tags are learned in the model's scheme (BIOES by default), scored in IOB2
-    train_set = retag(train_set, "IOB2", config.model.tag_scheme)
+    train_set = retag(everything, "IOB2", config.model.tag_scheme)
+    resampled = rate > 0 or config.train.lowercase > 0 or config.train.uppercase > 0 or weights != [1.0] * len(weights)
     dev_set = read_split(config.data, config.data.dev)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
@@ -123,8 +160,10 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
     while state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
         epoch = state["epoch"] + 1
         started = time.perf_counter()
-        if rate:  # a fresh draw of swapped mentions every epoch
-            train_set = retag(replace_mentions(train_iob2, pool, rate, rng), "IOB2", config.model.tag_scheme)
+        if resampled:  # a fresh draw of each file's share, swapped mentions and re-cased sentences every epoch
+            drawn = replace_mentions(draw_epoch(corpora, weights, rng), pool, rate, rng)
+            drawn = recase(drawn, config.train.lowercase, config.train.uppercase, rng)
+            train_set = retag(drawn, "IOB2", config.model.tag_scheme)
         loss = _train_epoch(model, vocab, train_set, config, optimizer, rng, generator, unk_probs, epoch)
         report = score(model, config, vocab, dev_set)
         metric = headline(report)
@@ -169,6 +208,22 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
 
     _final_scores(config, out)
     return out / "best.pt"
+
+
+def _check_options(config: Config, train_set: Sequence[Sentence]) -> None:
+    """Refuse training options outside their range before any work is done."""
+    rate = config.train.mention_replace
+    for name in ("mention_replace", "lowercase", "uppercase"):
+        value = getattr(config.train, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"train.{name} is a probability, between 0 and 1; got {value}")
+    if config.train.lowercase + config.train.uppercase > 1.0:
+        total = config.train.lowercase + config.train.uppercase
+        raise ValueError(f"train.lowercase + train.uppercase is a probability, at most 1; got {total}")
+    if rate and not is_span_tagset(t for s in train_set for t in s.tags):
+        raise ValueError(f"train.mention_replace is {rate}, but the training data has no span (entity) tags")
+    if config.train.average_last == 1 or config.train.average_last < 0:
+        raise ValueError(f"train.average_last must be 0 (off) or at least 2 epochs; got {config.train.average_last}")
 
 
 def _average_step(

@@ -17,7 +17,7 @@ from typing import Any
 from model.config import add_override_flags
 from tagger.artifact import METADATA_FILE, ArtifactError
 from tagger.evaluation import evaluate
-from tagger.readers import DataFormatError, Sentence, read_corpus, retag, write_columns
+from tagger.readers import FORMATS, DataFormatError, Sentence, read_corpus, retag, write_columns
 
 Tagging = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 
@@ -144,7 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _data_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["auto", "conllu", "conll", "tokens"], help="input format (default: auto)")
+    parser.add_argument("--format", choices=FORMATS, help="input format (default: auto)")
     parser.add_argument("--tag-field", dest="tag_field", choices=["upos", "xpos"], help="CoNLL-U tag column")
     parser.add_argument("--token-column", dest="token_column", type=int, help="column files: token column")
     parser.add_argument("--tag-column", dest="tag_column", type=int, help="column files: tag column")
@@ -171,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
         help="checkpoint (.pt or run folder) or export folder; several checkpoints: their ensemble "
         "(options go before the models or after the data file)",
     )
-    ev.add_argument("data", help="gold data file (CoNLL-U or column file)")
+    ev.add_argument("data", help="gold data file (CoNLL-U, column file or UNER IOB2)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     _data_flags(ev)
     ev.set_defaults(func=cmd_evaluate)

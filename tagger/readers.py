@@ -1,4 +1,4 @@
-"""Read corpora into `Sentence`s (CoNLL-U, column files, tokenized text) and write them back.
+"""Read corpora into `Sentence`s (CoNLL-U, column files, UNER IOB2, tokenized text) and write them back.
 
 Files are read whole and decoded as strict UTF-8, so a bad byte is reported
 with its line instead of surfacing later as mojibake. Real files carry stray
@@ -8,6 +8,12 @@ nothing else counts as blank. Lines end at LF, CRLF or CR. Any line that does
 not fit its format raises `DataFormatError` naming file:line; nothing is
 skipped silently except what the format defines as skippable (comments,
 multiword ranges, empty nodes, `-DOCSTART-`).
+
+Comment lines (`# sent_id = ...`, `# text = ...`, `# newdoc ...`) are read as
+such in every format, wherever they stand. In a column file a token can be
+`#` itself (WNUT-17 has `#<TAB>O`), so there a `#` line is a comment only
+when it does not have the shape of a token line: no tab in a tab-separated
+file, or a `key = value` comment, or another width than the token lines.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Literal, TextIO
 
 from tagger.schemes import Scheme, convert, detect_scheme, is_span_tagset
 
-Format = Literal["auto", "conllu", "conll", "tokens"]
+Format = Literal["auto", "conllu", "conll", "uner", "tokens"]
+FORMATS: tuple[Format, ...] = ("auto", "conllu", "conll", "uner", "tokens")
 TagField = Literal["upos", "xpos"]
 
 _BOM = "\ufeff"
@@ -29,6 +36,8 @@ _NEWLINE = re.compile(r"\r\n|\r|\n")  # not str.splitlines: it also splits on \x
 _CONLLU_ID = re.compile(r"[0-9]+(?:-[0-9]+|\.[0-9]+)?")
 _TAG_COLUMNS = {"upos": 3, "xpos": 4}
 _SNIFF_LINES = 1000
+_KEY_VALUE_COMMENT = re.compile(r"#\s*[\w.-]+\s*=|#\s*(?:newdoc|newpar)\b")
+_UNER_TOKEN, _UNER_TAG = 1, 2  # UNER IOB2: index, token, tag, then annotator columns
 
 
 @dataclass(frozen=True)
@@ -148,31 +157,71 @@ def read_columns(path: str | Path, token_column: int = 0, tag_column: int = -1) 
 
     Lines split on tabs if they contain one, else on runs of whitespace. Column
     numbers count from 0; negative ones from the end (default: first and last).
-    `-DOCSTART-` lines separate documents and are skipped. Every token line must
-    have as many columns as the first one, so a line missing its tag fails here.
+    `-DOCSTART-` lines separate documents and `#` comment lines are skipped.
+    Every token line must have as many columns as the first one, so a line
+    missing its tag fails here.
     """
+    return _read_columns(path, token_column, tag_column, indexed=False)
+
+
+def read_uner(path: str | Path) -> list[Sentence]:
+    """Read a Universal NER IOB2 file: `#` comments, then `index<TAB>token<TAB>tag<TAB>...` lines.
+
+    The index must count up from 1 in each sentence, which catches a missing
+    blank line between sentences. The annotator columns may be missing (the
+    first public release of English-EWT train leaves them off most lines), so
+    a line needs 3 columns or more rather than as many as the first.
+    """
+    return _read_columns(path, _UNER_TOKEN, _UNER_TAG, indexed=True)
+
+
+def _read_columns(path: str | Path, token_column: int, tag_column: int, *, indexed: bool) -> list[Sentence]:
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
     width, width_line, token_index, tag_index = 0, 0, 0, 0
+    tabbed: bool | None = None  # whether token lines are tab-separated, from the first one
     for number, line in _lines(path):
         fields = _split_columns(line)
         if not fields or fields[0] == "-DOCSTART-":
             _flush(sentences, tokens, tags)
             continue
+        if line.startswith("#") and _comment(line, fields, width, tabbed):
+            continue
         if not width:
-            width, width_line = len(fields), number
+            width, width_line, tabbed = len(fields), number, "\t" in line
             token_index, tag_index = _column_indexes(path, number, width, token_column, tag_column)
-        elif len(fields) != width:
+        elif indexed and len(fields) <= max(token_index, tag_index):
+            needed, found = max(token_index, tag_index) + 1, len(fields)
+            message = f"expected at least {needed} columns (index, token, tag), found {found}"
+            raise DataFormatError(path, number, message)
+        elif len(fields) != width and not indexed:
             found = len(fields)
             raise DataFormatError(path, number, f"expected {width} columns as on line {width_line}, found {found}")
         if not all(fields):
             empty = fields.index("") + 1
             raise DataFormatError(path, number, f"expected {width} non-empty columns, found column {empty} empty")
+        if indexed and fields[0] != str(len(tokens) + 1):
+            hint = "is a blank line missing between sentences?"
+            raise DataFormatError(
+                path, number, f"expected token index {len(tokens) + 1} in column 1, found {fields[0]!r} ({hint})"
+            )
         tokens.append(fields[token_index])
         tags.append(fields[tag_index])
     _flush(sentences, tokens, tags)
     return sentences
+
+
+def _comment(line: str, fields: list[str], width: int, tabbed: bool | None) -> bool:
+    """Whether a line starting with `#` is a comment rather than a token line for the token `#...`.
+
+    Example: `# text = Hi`, `# newdoc` -> comment; `#<TAB>O` in a tab-separated file -> token.
+    """
+    if _KEY_VALUE_COMMENT.match(line):
+        return True
+    if "\t" not in line and tabbed is not False:
+        return True  # token lines hold tabs (or none was read yet, and a comment holds none)
+    return bool(width) and len(fields) != width
 
 
 def read_tokens(path: str | Path) -> list[Sentence]:
@@ -180,7 +229,7 @@ def read_tokens(path: str | Path) -> list[Sentence]:
     return [Sentence(tuple(line.split())) for _, line in _lines(path) if line.strip()]
 
 
-def _sniff(path: str | Path) -> Literal["conllu", "conll", "tokens"]:
+def _sniff(path: str | Path) -> Literal["conllu", "conll", "uner", "tokens"]:
     """Guess a file's format; the rule is spelled out in `read_corpus`."""
     suffix = Path(path).suffix.lower()
     if suffix == ".conllu":
@@ -194,7 +243,9 @@ def _sniff(path: str | Path) -> Literal["conllu", "conll", "tokens"]:
     first = window[content[0]]
     if "\t" in first:
         fields = first.split("\t")
-        return "conllu" if len(fields) == 10 and _CONLLU_ID.fullmatch(fields[0]) else "conll"
+        if len(fields) == 10 and _CONLLU_ID.fullmatch(fields[0]):
+            return "conllu"
+        return "uner" if len(fields) >= 3 and fields[0] == "1" else "conll"
     rows = [window[i].split() for i in content]
     if any(row[0] == "-DOCSTART-" for row in rows):
         return "conll"
@@ -217,20 +268,25 @@ def read_corpus(
     (`.txt` too: CoNLL-2003 copies often end in .txt) look at the first 1,000
     lines, ignoring blank and `#` lines:
     - the first line has a tab -> CoNLL-U if it has 10 columns and an integer
-      (or range) first column, else a column file;
+      (or range) first column; UNER IOB2 if it has 3 or more columns and the
+      first is the index 1 (token column 1, tag column 2, whatever
+      `token_column` and `tag_column` say: pass fmt="conll" to choose them);
+      else a column file;
     - no tab: a column file if a `-DOCSTART-` line occurs, or if every line has
       the same number (>= 2) of space-separated fields and blank lines separate
       them into blocks; anything else is tokenized text.
     A single space-separated sentence with no blank line therefore reads as
     tokens: pass fmt="conll" for it.
     """
-    if fmt not in ("auto", "conllu", "conll", "tokens"):
-        raise ValueError(f"fmt must be one of 'auto', 'conllu', 'conll', 'tokens', got {fmt!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(map(repr, FORMATS))}, got {fmt!r}")
     chosen = _sniff(path) if fmt == "auto" else fmt
     if chosen == "conllu":
         sentences = read_conllu(path, tag_field)
     elif chosen == "conll":
         sentences = read_columns(path, token_column, tag_column)
+    elif chosen == "uner":
+        sentences = read_uner(path)
     else:
         sentences = read_tokens(path)
     if not sentences:

@@ -45,3 +45,25 @@ def test_replaced_sentences_keep_their_context_and_the_types_of_their_mentions()
 
 def test_a_rate_of_zero_changes_nothing() -> None:
     assert replace_mentions(CORPUS, mention_pool(CORPUS), 0.0, random.Random(1)) == CORPUS
+
+
+def test_an_epoch_draws_each_corpus_by_its_weight() -> None:
+    from model.augment import draw_epoch
+
+    small = CORPUS[:4]
+    drawn = draw_epoch([CORPUS, small], [1.0, 0.5], random.Random(2))
+    assert drawn[:5] == CORPUS and len(drawn) == 7
+    assert set(drawn[5:]) <= set(small) and len(set(drawn[5:])) == 2  # a half, without repeats
+    assert draw_epoch([small], [2.0], random.Random(2)) == small + small
+    assert draw_epoch([CORPUS], [1.0], random.Random(2)) == CORPUS  # one corpus at weight 1: as it is
+
+
+def test_recasing_changes_the_case_of_whole_sentences_and_keeps_their_tags() -> None:
+    from model.augment import recase
+
+    recased = recase(CORPUS * 40, 0.3, 0.2, random.Random(5))
+    lower = sum(s.tokens == tuple(t.lower() for t in s.tokens) and s.tokens[0] != "Nothing" for s in recased)
+    upper = sum(s.tokens == tuple(t.upper() for t in s.tokens) for s in recased)
+    assert 40 < lower < 90 and 20 < upper < 60  # about 30% and 20% of 200
+    assert [s.tags for s in recased] == [s.tags for s in CORPUS * 40]
+    assert recase(CORPUS, 0.0, 0.0, random.Random(5)) == CORPUS

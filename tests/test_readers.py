@@ -270,3 +270,73 @@ def test_unknown_format_and_tag_field_are_rejected(tmp_path: Path) -> None:
 def test_sentence_needs_one_tag_per_token() -> None:
     with pytest.raises(ValueError, match="expected 2 tags"):
         Sentence(("a", "b"), ("O",))
+
+
+# --- UNER IOB2 and comment lines ------------------------------------------------------
+
+UNER = """\
+# newdoc id = answers-0001
+# sent_id = answers-0001-0001
+# text = What is this Miramar?
+1\tWhat\tO\t-\t-
+2\tis\tO\t-\t-
+3\tthis\tO
+4\tMiramar\tB-LOC\t-\tstephen
+5\t?\tO\t-\t-
+
+# sent_id = answers-0001-0002
+# text = It is in #Argentina = lol
+1\tIt\tO\t-\t-
+2\tis\tO\t-\t-
+3\tin\tO\t-\t-
+4\t#Argentina\tB-LOC\t-\t-
+5\t=\tO\t-\t-
+6\tlol\tO\t-\t-
+"""
+
+
+def test_uner_iob2_is_detected_and_read_without_flags(tmp_path: Path) -> None:
+    path = write(tmp_path / "en_ewt-ud-test.iob2", UNER)
+    assert read_corpus(path) == [
+        Sentence(("What", "is", "this", "Miramar", "?"), ("O", "O", "O", "B-LOC", "O")),
+        Sentence(("It", "is", "in", "#Argentina", "=", "lol"), ("O", "O", "O", "B-LOC", "O", "O")),
+    ]
+    assert read_corpus(path, "uner") == read_corpus(path)
+    # the columns the issue's users passed by hand read the same sentences
+    assert read_corpus(path, token_column=1, tag_column=2) == read_corpus(path)
+
+
+def test_comment_lines_are_skipped_wherever_they_stand_but_a_hash_token_is_kept(tmp_path: Path) -> None:
+    text = "# newdoc\nEU\tB-ORG\n# text = a comment inside\n#\tO\n#hashtag\tO\n\n# sent_id = 2\nok\tO\n"
+    path = write(tmp_path / "x.conll", text)
+    assert read_columns(path) == [
+        Sentence(("EU", "#", "#hashtag"), ("B-ORG", "O", "O")),
+        Sentence(("ok",), ("O",)),
+    ]
+    spaced = write(tmp_path / "y.conll", "# newdoc id = 3\nEU NNP B-ORG\n# O O\n\n# text = x y\nok UH O\n")
+    assert read_columns(spaced) == [Sentence(("EU", "#"), ("B-ORG", "O")), Sentence(("ok",), ("UH", "O")[1:])]
+
+
+def test_uner_missing_blank_line_and_missing_tag_are_reported_at_their_line(tmp_path: Path) -> None:
+    joined = write(tmp_path / "a.iob2", UNER.replace("\n\n# sent_id", "\n# sent_id"))
+    assert_error_at(joined, 11, "expected token index 6 in column 1, found '1'")
+    untagged = write(tmp_path / "b.iob2", UNER.replace("2\tis\tO\t-\t-\n", "2\tis\n", 1))
+    assert_error_at(untagged, 5, r"expected at least 3 columns \(index, token, tag\), found 2")
+
+
+@reads_corpus
+@needs_data
+@pytest.mark.parametrize(
+    ("name", "sentences", "tokens", "mentions"),
+    [
+        ("en_ewt-ud-train.iob2", 12543, 204579, 7005),
+        ("en_ewt-ud-dev.iob2", 2001, 25149, 966),
+        ("en_ewt-ud-test.iob2", 2077, 25097, 1088),
+    ],
+)
+def test_uner_english_ewt_counts(name: str, sentences: int, tokens: int, mentions: int) -> None:
+    corpus = read_corpus(DATA / "uner-english-ewt" / name)
+    assert len(corpus) == sentences
+    assert sum(len(s.tokens) for s in corpus) == tokens
+    assert sum(t.startswith("B-") for s in corpus for t in s.tags) == mentions
+    assert {t for s in corpus for t in s.tags} == {"O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"}

@@ -99,7 +99,9 @@ def test_a_resumed_run_averages_the_same_epochs(tiny_config: Config, tmp_path: P
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-@pytest.mark.parametrize(("field", "value"), [("average_last", 1), ("mention_replace", 1.5)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("average_last", 1), ("mention_replace", 1.5), ("lowercase", -0.1), ("uppercase", 2.0)]
+)
 def test_out_of_range_training_options_are_refused(
     tiny_config: Config, tmp_path: Path, field: str, value: float
 ) -> None:
@@ -121,5 +123,58 @@ def test_averaged_weights_are_the_mean_of_the_snapshots(tiny_run: Path) -> None:
 
 def test_mention_replacement_refuses_plain_tags(tiny_config: Config, tmp_path: Path) -> None:
     config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, mention_replace=0.3))
-    with pytest.raises(ValueError, match=r"mention_replace is 0\.3, but .* has no span"):
+    with pytest.raises(ValueError, match=r"mention_replace is 0\.3, but the training data has no span"):
         train(config, tmp_path / "upos")
+
+
+NER_A = "Ann\tB-PER\nlives\tO\nin\tO\nRome\tB-LOC\n\nAcme\tB-ORG\nhired\tO\nBob\tB-PER\n\n"
+NER_B = "# sent_id = 1\n1\tbob\tB-PER\n2\tleft\tO\n3\tparis\tB-LOC\n\n# sent_id = 2\n1\tIBM\tB-ORG\n2\tpaid\tO\n\n"
+
+
+def test_training_on_several_corpora_each_in_its_own_format(tiny_config: Config, tmp_path: Path) -> None:
+    from model.config import Corpus, DataConfig, TrainConfig
+
+    (tmp_path / "a.conll").write_text(NER_A * 20)
+    (tmp_path / "b.iob2").write_text(NER_B * 20)
+    data = DataConfig(
+        train=(Corpus(str(tmp_path / "a.conll"), weight=0.5), Corpus(str(tmp_path / "b.iob2"), weight=2.0)),
+        dev=str(tmp_path / "b.iob2"),
+        task="ner",
+    )
+    config = dataclasses.replace(
+        tiny_config,
+        data=data,
+        model=dataclasses.replace(tiny_config.model, crf=True),
+        train=TrainConfig(epochs=2, batch_size=8, seed=3, lowercase=0.2, uppercase=0.1),
+    )
+    run = train(config, tmp_path / "run")
+    _, saved, vocab, _ = load_checkpoint(run)
+    assert "paris" in vocab.words and "Rome".lower() in vocab.words  # both files are in the vocabulary
+    assert saved.data.train_corpora() == data.train  # the list round-trips through config.json
+    assert Config.load(run.parent / "config.json") == saved
+
+
+def test_corpora_with_different_tag_sets_are_refused(tiny_config: Config, ewt_sample: dict, tmp_path: Path) -> None:
+    from model.config import Corpus
+
+    (tmp_path / "a.conll").write_text(NER_A)
+    data = dataclasses.replace(
+        tiny_config.data, train=(Corpus(str(tmp_path / "a.conll")), Corpus(str(ewt_sample["train"]), "conllu"))
+    )
+    with pytest.raises(ValueError, match=r"training files must share one tag set: .*a\.conll has \['LOC', 'ORG'"):
+        train(dataclasses.replace(tiny_config, data=data), tmp_path / "refused")
+
+
+@pytest.mark.parametrize(
+    ("train_value", "message"),
+    [
+        ([], "an empty list names no training file"),
+        ([{"file": "x"}], r"must be an object with a \"path\""),
+        ([{"path": "x", "weight": 0}], "weight must be above 0"),
+        ([{"path": "x", "colour": 1}], r"unknown fields \['colour'\]"),
+        (3, "must be a path or a list"),
+    ],
+)
+def test_a_bad_list_of_training_files_is_refused_when_the_config_loads(train_value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Config.from_dict({"data": {"train": train_value}})
