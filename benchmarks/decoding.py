@@ -33,10 +33,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.runtime import Runtime, load_runtime  # noqa: E402
 from tagger.decoding import Decoder  # noqa: E402
 from tagger.encoding import Batch, length_sorted  # noqa: E402
 from tagger.readers import read_corpus  # noqa: E402
+from tagger.runtime import Runtime, load_runtime  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 DEV = {"en-upos": DATA / "ud-english-ewt" / "en_ewt-ud-dev.conllu", "en-ner": DATA / "wikiann-en" / "dev.conll"}

@@ -51,8 +51,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.runtime import load_runtime  # noqa: E402
 from tagger.readers import read_corpus  # noqa: E402
+from tagger.runtime import load_runtime  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 DEV = {"en-upos": DATA / "ud-english-ewt" / "en_ewt-ud-dev.conllu", "en-ner": DATA / "wikiann-en" / "dev.conll"}
@@ -86,7 +86,7 @@ def free_port() -> int:
 
 def start_server(models: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     environment = {**os.environ, **env}
-    tagger = [sys.executable, "-m", "tagger.cli", "serve", "--models", str(models), "--port", str(port)]
+    tagger = [sys.executable, "-m", "cli", "serve", "--models", str(models), "--port", str(port)]
     process = subprocess.Popen(tagger, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -2,7 +2,7 @@
 
 Only training lives here (the negative log-likelihood). Decoding (Viterbi and
 marginals) is `tagger.decoding.Decoder`, in numpy, shared with the service:
-`Crf.to_numpy()` hands it the learned scores. The tag scheme's forbidden
+`CRF.to_numpy()` hands it the learned scores. The tag scheme's forbidden
 moves are added as constant `FORBIDDEN` scores here exactly as the decoder
 adds them, so the model is trained on the distribution it is decoded with.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from tagger.decoding import Crf, constraint_scores
+from tagger.decoding import CrfScores, constraint_scores
 from tagger.schemes import Scheme
 
 
@@ -67,9 +67,9 @@ class CRF(nn.Module):
         """Negative log-likelihood per sentence (B,)."""
         return self.log_partition(emissions, lengths) - self.sequence_score(emissions, tags, lengths)
 
-    def to_numpy(self) -> Crf:
+    def to_numpy(self) -> CrfScores:
         """The learned scores (constraints excluded: the decoder adds them from the scheme)."""
-        return Crf(
+        return CrfScores(
             transitions=self.transitions.detach().double().numpy().copy(),
             start=self.start.detach().double().numpy().copy(),
             end=self.end.detach().double().numpy().copy(),

@@ -27,12 +27,11 @@ import torch
 from model.batches import to_tensors
 from model.checkpoint import decoder_of, tag_scheme
 from model.config import Config
+from model.data import read_split
 from model.ensemble import Ensemble, load_models
 from model.network import Tagger
 from model.predict import predict_scores
 from model.storage import Storage, round_weights, store_weights
-from model.train import read_split
-from service.runtime import load_runtime
 from tagger.artifact import (
     CRF_FILE,
     INPUT_NAMES,
@@ -48,6 +47,7 @@ from tagger.decoding import Decoder
 from tagger.encoding import Vocab
 from tagger.evaluation import evaluate
 from tagger.readers import Sentence
+from tagger.runtime import load_runtime
 
 OPSET = 17
 

@@ -28,62 +28,15 @@ from tqdm import tqdm
 from model.augment import draw_epoch, mention_pool, recase, replace_mentions
 from model.batches import drop_words, iterate, unk_probabilities
 from model.checkpoint import build_model, decoder_of, load_checkpoint, save_checkpoint
-from model.config import Config, Corpus, DataConfig
+from model.config import Config
+from model.data import read_split, read_training
 from model.network import Tagger
 from model.predict import predict_scores
 from model.vocab import build_vocab, load_glove, pretrained_matrix, word_counts
 from tagger.encoding import Vocab
 from tagger.evaluation import Report, evaluate
-from tagger.readers import Sentence, read_corpus, retag
+from tagger.readers import Sentence, retag
 from tagger.schemes import is_span_tagset
-
-
-def read_split(data: DataConfig, path: str) -> list[Sentence]:
-    """A data split as configured; span tags come back in IOB2, what models output and are scored in."""
-    sentences = read_corpus(
-        path, data.format, tag_field=data.tag_field, token_column=data.token_column, tag_column=data.tag_column
-    )
-    return retag(sentences, data.scheme, "IOB2")
-
-
-def read_training(data: DataConfig) -> list[list[Sentence]]:
-    """Every training corpus, span tags in IOB2; several must share one kind of tag set."""
-    corpora = data.train_corpora()
-    if not corpora:
-        raise ValueError('no training data: set data.train to a file or a list of {"path": ..., "weight": ...}')
-    read = [_read_training_file(c) for c in corpora]
-    _check_same_tag_set(corpora, read)
-    return read
-
-
-def _read_training_file(corpus: Corpus) -> list[Sentence]:
-    sentences = read_corpus(
-        corpus.path,
-        corpus.format,
-        tag_field=corpus.tag_field,
-        token_column=corpus.token_column,
-        tag_column=corpus.tag_column,
-    )
-    return retag(sentences, corpus.scheme, "IOB2")
-
-
-def _check_same_tag_set(corpora: Sequence[Corpus], read: Sequence[Sequence[Sentence]]) -> None:
-    """Several training files must tag the same things: the same entity types, or the same plain tags."""
-    if len(read) < 2:
-        return
-
-    def labels(sentences: Sequence[Sentence]) -> set[str]:
-        tags = {t for s in sentences for t in s.tags}
-        return {t[2:] for t in tags if t != "O"} if is_span_tagset(tags) else tags
-
-    first = labels(read[0])
-    for corpus, sentences in zip(corpora[1:], read[1:], strict=True):
-        other = labels(sentences)
-        if other != first:
-            raise ValueError(
-                f"training files must share one tag set: {corpora[0].path} has {sorted(first)}, "
-                f"{corpus.path} has {sorted(other)}"
-            )
 
 
 def score(model: Tagger, config: Config, vocab: Vocab, sentences: Sequence[Sentence]) -> Report:

@@ -19,7 +19,7 @@ from service.errors import (
 )
 from service.metrics import InferenceProcesses, create_metrics
 from service.middleware import RequestGuard, RequestMetrics
-from service.registry import load_models, warm_up
+from service.registry import load_served, warm_up
 from service.routes import AppState, echo_router, router
 from service.settings import Settings
 
@@ -27,7 +27,7 @@ from service.settings import Settings
 def create_app(settings: Settings) -> FastAPI:
     """Load and verify every model now (errors stop start-up); serve once the lifespan starts."""
     metrics = create_metrics()
-    state = AppState(settings=settings, metrics=metrics, models=load_models(settings, metrics))
+    state = AppState(settings=settings, metrics=metrics, models=load_served(settings, metrics))
     metrics.registry.register(
         InferenceProcesses(lambda: {name: m.batcher.pid for name, m in state.models.items() if m.batcher.pid})
     )

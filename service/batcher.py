@@ -2,9 +2,11 @@
 
 `BatchQueue` holds one model's waiting sentences and forms batches; it is
 shared by the two ways a model runs. In an inference process of its own
-(`service.worker`, the default) one thread reads requests and runs batches.
-In this process (`Batcher`, TAGGER_INFERENCE_PROCESS=false), requests queue
-sentences each with an asyncio future, and inference threads run batches.
+(`service.remote.RemoteBatcher` and `service.worker`, the default) one thread
+there reads requests and runs batches. In this process (`Batcher`,
+TAGGER_INFERENCE_PROCESS=false), requests queue sentences each with an
+asyncio future, and inference threads run batches. Routes see either through
+one face, `ModelBatcher`.
 There is no fixed window either way: work is taken the moment the model is
 free, so a lone request on an idle server runs at once, and under load the
 queue fills while the previous batch runs, which is what makes the next batch
@@ -31,9 +33,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from service.metrics import Metrics
+from service.settings import Settings
+from tagger.decoding import Tagged
 from tagger.encoding import Batch, Encoded, pad
 
 
@@ -55,39 +59,87 @@ class WorkerLost(Exception):
 
 @dataclass(frozen=True)
 class BatchLimits:
-    max_sentences: int = 64
-    max_tokens: int = 4096  # padded: sentences x longest
+    """How batches are formed and how much may wait: per batch, not per request (those are `Settings.max_*`)."""
+
+    batch_sentences: int = 64
+    batch_tokens: int = 4096  # padded: sentences x longest
     max_padding: float = 0.1  # largest share of padded positions in a batch (the oldest sentence always goes)
     max_wait: float = 0.0  # seconds to wait for a fuller batch; 0 = never wait
     queue_size: int = 4096
     workers: int = 1
 
+    @classmethod
+    def of(cls, settings: Settings) -> BatchLimits:
+        """The batch limits the settings ask for (TAGGER_BATCHING=false: one sentence a batch, no wait)."""
+        return cls(
+            batch_sentences=settings.max_batch_sentences if settings.batching else 1,
+            batch_tokens=settings.max_batch_tokens,
+            max_padding=settings.max_batch_padding,
+            max_wait=settings.max_wait_ms / 1000 if settings.batching else 0.0,
+            queue_size=settings.queue_size,
+            workers=settings.inference_workers,
+        )
 
+
+class ModelBatcher(Protocol):
+    """What routes and the app use of a model's batcher, wherever its inference runs."""
+
+    name: str
+
+    @property
+    def depth(self) -> int:
+        """Sentences submitted and not yet answered."""
+
+    @property
+    def available(self) -> bool:
+        """Ready to take work (warmed up, not draining)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The inference process, or None when the model runs in this process."""
+
+    def start(self) -> None:
+        """Start inference; call from the serving event loop."""
+
+    async def ready(self) -> None:
+        """Return once the model is loaded and warmed up."""
+
+    def submit(
+        self, sentences: Sequence[Encoded], deadline: float, details: bool = True
+    ) -> list[asyncio.Future[Tagged]]:
+        """Queue sentences (all or none): one future per sentence (QueueFull, Draining if refused)."""
+
+    async def drain(self) -> None:
+        """Refuse new work, finish what is queued, stop."""
+
+
+T = TypeVar("T")  # what the submitter holds to answer an item: a future here, a `SentenceKey` in an inference process
 R = TypeVar("R")
 
 
 @dataclass(eq=False)
-class _Item:
+class Item(Generic[T]):
+    """One queued sentence and what its submitter needs to answer it."""
+
     sentence: Encoded
-    future: asyncio.Future[Any] | None  # in this process's Batcher; None in an inference process
+    ticket: T
     enqueued: float
     deadline: float
-    key: Any = None  # in an inference process: (request id, index in the request)
     length: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.length = len(self.sentence)
 
 
-def choose(items: Sequence[_Item], limits: BatchLimits) -> list[_Item]:
+def choose(items: Sequence[Item[T]], limits: BatchLimits) -> list[Item[T]]:
     """Pick a batch: the oldest item plus the closest in length, within the limits.
 
     A sentence joins only if the padded size (sentences x longest) stays within
-    `max_tokens` and the share of padding within `max_padding`: a batch of
+    `batch_tokens` and the share of padding within `max_padding`: a batch of
     similar lengths costs what its words cost, while one long sentence among
     short ones would make every row pay for its length.
 
-    Example: lengths [10, 3, 11, 50] (oldest first), max_tokens 40 and
+    Example: lengths [10, 3, 11, 50] (oldest first), batch_tokens 40 and
     max_padding 0.5 -> the items of length 10, 11 and 3 (3 x 11 = 33 slots,
     24 words: 27% padding; adding 50 would need 200 slots).
     """
@@ -95,11 +147,11 @@ def choose(items: Sequence[_Item], limits: BatchLimits) -> list[_Item]:
     rest = sorted(items[1:], key=lambda it: abs(it.length - anchor.length))
     chosen, longest, words = [anchor], anchor.length, anchor.length
     for item in rest:
-        if len(chosen) == limits.max_sentences:
+        if len(chosen) == limits.batch_sentences:
             break
         widest = max(longest, item.length)
         slots = widest * (len(chosen) + 1)
-        if slots > limits.max_tokens or 1.0 - (words + item.length) / slots > limits.max_padding:
+        if slots > limits.batch_tokens or 1.0 - (words + item.length) / slots > limits.max_padding:
             continue
         chosen.append(item)
         longest, words = widest, words + item.length
@@ -107,11 +159,11 @@ def choose(items: Sequence[_Item], limits: BatchLimits) -> list[_Item]:
 
 
 def take(
-    pending: Sequence[_Item], limits: BatchLimits, now: float, gone: Callable[[_Item], bool]
-) -> tuple[list[_Item], list[_Item], list[_Item]]:
+    pending: Sequence[Item[T]], limits: BatchLimits, now: float, gone: Callable[[Item[T]], bool]
+) -> tuple[list[Item[T]], list[Item[T]], list[Item[T]]]:
     """Split a queue into (next batch, late, still waiting); items nobody waits for (`gone`) are dropped."""
-    live: list[_Item] = []
-    late: list[_Item] = []
+    live: list[Item[T]] = []
+    late: list[Item[T]] = []
     for item in pending:
         if not gone(item):
             (late if now > item.deadline else live).append(item)
@@ -130,18 +182,19 @@ def observe_batch(metrics: Metrics, name: str, sentences: int, slots: int, words
     metrics.tokens.labels(name).inc(words)
 
 
-class BatchQueue:
+class BatchQueue(Generic[T]):
     """The sentences waiting for a model, shared by its inference threads (which block in `next`).
 
     Used by the in-process `Batcher` and by an inference process alike; it
-    holds items, not futures, and `gone` says which ones nobody waits for.
+    holds items whatever their tickets are, and `gone` says which ones nobody
+    waits for.
     """
 
-    def __init__(self, name: str, limits: BatchLimits, gone: Callable[[_Item], bool] = lambda item: False) -> None:
+    def __init__(self, name: str, limits: BatchLimits, gone: Callable[[Item[T]], bool] = lambda item: False) -> None:
         self.name = name
         self.limits = limits
         self._gone = gone
-        self._pending: list[_Item] = []
+        self._pending: list[Item[T]] = []
         self._changed = threading.Condition(threading.RLock())
         self.draining = False
 
@@ -149,7 +202,7 @@ class BatchQueue:
     def depth(self) -> int:
         return len(self._pending)
 
-    def put(self, items: Sequence[_Item]) -> None:
+    def put(self, items: Sequence[Item[T]]) -> None:
         """Queue items (all or none)."""
         with self._changed:
             if self.draining:
@@ -162,7 +215,7 @@ class BatchQueue:
             self._pending.extend(items)
             self._changed.notify()
 
-    def remove(self, drop: Callable[[_Item], bool]) -> None:
+    def remove(self, drop: Callable[[Item[T]], bool]) -> None:
         """Drop queued items at once (their request gave up)."""
         with self._changed:
             self._pending = [item for item in self._pending if not drop(item)]
@@ -173,7 +226,7 @@ class BatchQueue:
             self.draining = True
             self._changed.notify_all()
 
-    def next(self) -> tuple[list[_Item], list[_Item]] | None:
+    def next(self) -> tuple[list[Item[T]], list[Item[T]]] | None:
         """Block until there is work: (next batch, items past their deadline); None once closed and empty."""
         with self._changed:
             while not self._pending:
@@ -184,7 +237,7 @@ class BatchQueue:
                 self._fill()
             return self.take_now()
 
-    def take_now(self) -> tuple[list[_Item], list[_Item]]:
+    def take_now(self) -> tuple[list[Item[T]], list[Item[T]]]:
         """(next batch, items past their deadline), without waiting; both empty if nothing is queued."""
         with self._changed:
             batch, late, self._pending = take(self._pending, self.limits, time.perf_counter(), self._gone)
@@ -193,14 +246,14 @@ class BatchQueue:
     def fill_time(self) -> float:
         """Seconds to wait for the next batch to fill up under `max_wait` (0: take it now)."""
         with self._changed:
-            if not self._pending or self.draining or len(self._pending) >= self.limits.max_sentences:
+            if not self._pending or self.draining or len(self._pending) >= self.limits.batch_sentences:
                 return 0.0
             return max(0.0, self._pending[0].enqueued + self.limits.max_wait - time.perf_counter())
 
     def _fill(self) -> None:
         """Wait (holding the condition) up to max_wait after the oldest arrival for a batch to fill up."""
         until = self._pending[0].enqueued + self.limits.max_wait
-        while len(self._pending) < self.limits.max_sentences and not self.draining:
+        while len(self._pending) < self.limits.batch_sentences and not self.draining:
             remaining = until - time.perf_counter()
             if remaining <= 0:
                 return
@@ -209,8 +262,8 @@ class BatchQueue:
 
 class Batcher(Generic[R]):
     """Queue + inference threads for one model in this process; `run` maps a padded batch to one result per
-    sentence, in order. (`service.remote.RemoteBatcher` is the same with the queue and model in a process of
-    their own.)"""
+    sentence, in order. A `ModelBatcher` when R is `Tagged` (`service.remote.RemoteBatcher` is the same with
+    the queue and model in a process of their own)."""
 
     def __init__(
         self,
@@ -226,7 +279,7 @@ class Batcher(Generic[R]):
         self._limits = limits
         self._metrics = metrics
         # a done future was cancelled: its request gave up or its client left
-        self._queue = BatchQueue(name, limits, gone=_future_done)
+        self._queue: BatchQueue[asyncio.Future[R]] = BatchQueue(name, limits, gone=_future_done)
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -264,7 +317,7 @@ class Batcher(Generic[R]):
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in sentences]
-        self._queue.put([_Item(s, f, now, deadline) for s, f in zip(sentences, futures, strict=True)])
+        self._queue.put([Item(s, f, now, deadline) for s, f in zip(sentences, futures, strict=True)])
         self._metrics.queue_depth.labels(self.name).set(self._queue.depth)
         return futures
 
@@ -283,7 +336,7 @@ class Batcher(Generic[R]):
             if batch:
                 self._execute(batch)
 
-    def _execute(self, batch: list[_Item]) -> None:
+    def _execute(self, batch: list[Item[asyncio.Future[R]]]) -> None:
         padded = pad([item.sentence for item in batch])
         started = time.perf_counter()
         queue_wait = self._metrics.queue_wait.labels(self.name)
@@ -309,17 +362,17 @@ class Batcher(Generic[R]):
             self._loop.call_soon_threadsafe(callback, *args)
 
 
-def _future_done(item: _Item) -> bool:
-    return item.future is not None and item.future.done()
+def _future_done(item: Item[asyncio.Future[Any]]) -> bool:
+    return item.ticket.done()
 
 
-def _deliver(batch: list[_Item], results: Sequence[Any]) -> None:
+def _deliver(batch: list[Item[asyncio.Future[Any]]], results: Sequence[Any]) -> None:
     for item, result in zip(batch, results, strict=True):
-        if item.future is not None and not item.future.done():
-            item.future.set_result(result)
+        if not item.ticket.done():
+            item.ticket.set_result(result)
 
 
-def _fail(items: list[_Item], error: Exception) -> None:
+def _fail(items: list[Item[asyncio.Future[Any]]], error: Exception) -> None:
     for item in items:
-        if item.future is not None and not item.future.done():
-            item.future.set_exception(error)
+        if not item.ticket.done():
+            item.ticket.set_exception(error)

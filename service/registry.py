@@ -3,32 +3,48 @@
 Loading verifies each export (format version, sha256 of every file); a missing
 or damaged model stops start-up with a message naming the file, rather than
 serving something that was never checked.
+
+With inference processes (the default) this process holds what the request
+path needs of a model, its metadata, vocabularies and output tags, and never
+opens an ONNX Runtime session: each inference process loads its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from service.batcher import Batcher, BatchLimits
+from service.batcher import Batcher, BatchLimits, ModelBatcher
 from service.metrics import Metrics
 from service.remote import RemoteBatcher
-from service.runtime import Runtime, load_runtime
 from service.settings import Settings
-from service.worker import WorkerOptions
-from tagger.artifact import METADATA_FILE, MODEL_FILE, ArtifactError
+from tagger.artifact import METADATA_FILE, MODEL_FILE, ArtifactError, Metadata, load_decoder, load_export
+from tagger.decoding import Tagged
+from tagger.encoding import Batch, Vocab
+from tagger.runtime import Runtime, load_runtime
 
 
 @dataclass(frozen=True)
 class Served:
-    runtime: Runtime
-    batcher: Batcher[Any] | RemoteBatcher
+    """One served model: what requests are checked and encoded with, and the batcher that runs them."""
+
+    name: str
+    folder: Path
+    metadata: Metadata
+    vocab: Vocab
+    output_tags: tuple[str, ...]  # the tags responses carry (IOB2 for span models): top_k's columns
+    batcher: ModelBatcher
 
     @property
     def version(self) -> str:
         """Content version: the first 12 hex digits of the model's sha256."""
-        return self.runtime.metadata.files[MODEL_FILE][:12]
+        return self.metadata.files[MODEL_FILE][:12]
+
+    @property
+    def spans(self) -> bool:
+        """Whether the model's tags are span tags (answers list entity spans)."""
+        return self.metadata.scheme is not None
 
 
 def discover(models: Path) -> list[Path]:
@@ -41,27 +57,15 @@ def discover(models: Path) -> list[Path]:
     return folders
 
 
-def batch_limits(settings: Settings) -> BatchLimits:
-    return BatchLimits(
-        max_sentences=settings.max_batch_sentences if settings.batching else 1,
-        max_tokens=settings.max_batch_tokens,
-        max_padding=settings.max_batch_padding,
-        max_wait=settings.max_wait_ms / 1000 if settings.batching else 0.0,
-        queue_size=settings.queue_size,
-        workers=settings.inference_workers,
-    )
-
-
-def load_models(settings: Settings, metrics: Metrics) -> dict[str, Served]:
-    """Load every model and build its batcher (not started: that needs the event loop)."""
+def load_served(settings: Settings, metrics: Metrics) -> dict[str, Served]:
+    """Load and verify every export folder and build its batcher (not started: that needs the event loop)."""
     served = {}
     for folder in discover(settings.models):
-        runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
-        served[runtime.name] = Served(runtime, _batcher(runtime, settings, metrics))
-        metrics.inference_restarts.labels(runtime.name)  # exported at 0, so increase() sees the first restart
-        metadata = runtime.metadata
-        metrics.model_info.labels(runtime.name).info(
-            {"version": served[runtime.name].version, "sha256": metadata.files[MODEL_FILE], "task": metadata.task}
+        model = _serve(folder, settings, metrics)
+        served[model.name] = model
+        metrics.inference_restarts.labels(model.name)  # exported at 0, so increase() sees the first restart
+        metrics.model_info.labels(model.name).info(
+            {"version": model.version, "sha256": model.metadata.files[MODEL_FILE], "task": model.metadata.task}
         )
     if settings.default_model not in served:
         raise ArtifactError(
@@ -71,18 +75,25 @@ def load_models(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     return served
 
 
-def _batcher(runtime: Runtime, settings: Settings, metrics: Metrics) -> Batcher[Any] | RemoteBatcher:
-    limits = batch_limits(settings)
+def _serve(folder: Path, settings: Settings, metrics: Metrics) -> Served:
     if settings.inference_process:
-        options = WorkerOptions(
-            folder=str(runtime.folder),
-            limits=limits,
-            intra_threads=settings.intra_threads,
-            spinning=settings.spinning,
-            warmup=settings.warmup,
-        )
-        return RemoteBatcher(runtime.name, options, metrics, stall_timeout=settings.inference_stall_timeout_s)
-    return Batcher(runtime.name, runtime.tag, limits, metrics, warm_up=runtime.warm_up if settings.warmup else None)
+        metadata, vocab = load_export(folder)  # verifies every file's sha256, the graph's included
+        decoder = load_decoder(folder, metadata, vocab)
+        batcher: ModelBatcher = RemoteBatcher(metadata.name, str(folder), settings, metrics)
+        return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher)
+    runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
+    warm_up = runtime.warm_up if settings.warmup else None
+    batcher = Batcher(runtime.name, _tagging(runtime), BatchLimits.of(settings), metrics, warm_up=warm_up)
+    return Served(runtime.name, folder, runtime.metadata, runtime.vocab, runtime.decoder.output_tags, batcher)
+
+
+def _tagging(runtime: Runtime) -> Callable[[Batch], list[Tagged]]:
+    """The in-process batcher's model: a padded batch -> each sentence's `Tagged`, probabilities included."""
+
+    def tag(batch: Batch) -> list[Tagged]:
+        return [decoded.tagged() for decoded in runtime.tag(batch)]
+
+    return tag
 
 
 async def warm_up(model: Served) -> None:

@@ -22,8 +22,25 @@ from typing import Any
 
 from service import worker
 from service.batcher import DeadlineExceeded, Draining, QueueFull, WorkerLost, observe_batch
+from service.messages import (
+    BatchDone,
+    Cancel,
+    Drain,
+    Drained,
+    Failed,
+    Late,
+    LoadError,
+    Message,
+    Ready,
+    Refused,
+    SentenceKey,
+    Submit,
+    frame,
+    unframe,
+)
 from service.metrics import Metrics
-from service.worker import BatchReport, Row, WorkerOptions
+from service.settings import Settings
+from tagger.decoding import Tagged
 from tagger.encoding import Encoded
 
 log = logging.getLogger(__name__)
@@ -34,7 +51,7 @@ DRAIN_TIMEOUT_S = 20.0  # for the inference process to finish its queue at shutd
 
 @dataclass(eq=False)
 class _Request:
-    futures: list[asyncio.Future[Any]]
+    futures: list[asyncio.Future[Tagged]]
     submitted: float
     left: int = field(init=False)
 
@@ -52,7 +69,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        for message in worker.unframe(self.buffer):
+        for message in unframe(self.buffer):
             self.owner._on_message(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -61,11 +78,12 @@ class _Connection(asyncio.Protocol):
 
 
 class RemoteBatcher:
-    """One model's queue and inference in a child process; futures and metrics here."""
+    """One model's queue and inference in a child process; futures and metrics here. A `ModelBatcher`."""
 
-    def __init__(self, name: str, options: WorkerOptions, metrics: Metrics, stall_timeout: float = 30.0) -> None:
+    def __init__(self, name: str, folder: str, settings: Settings, metrics: Metrics) -> None:
         self.name = name
-        self._options = options
+        self._folder = folder
+        self._settings = settings
         self._metrics = metrics
         self._requests: dict[int, _Request] = {}
         self._next_id = 0
@@ -76,10 +94,9 @@ class RemoteBatcher:
         self._drained: asyncio.Future[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._draining = False
-        self._output_tags: tuple[str, ...] = ()
         self._backlog: list[bytes] = []  # written while no inference process is connected
         self._stop = asyncio.Event()  # set by drain: wakes the supervisor from a restart delay
-        self._stall_timeout = stall_timeout
+        self._stall_timeout = settings.inference_stall_timeout_s
         self._heard = time.monotonic()  # last message from the inference process, or start of the wait for one
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -109,15 +126,17 @@ class RemoteBatcher:
         assert self._ready is not None, "RemoteBatcher.start() was not called"
         await asyncio.shield(self._ready)
 
-    def submit(self, sentences: Sequence[Encoded], deadline: float, details: bool = True) -> list[asyncio.Future[Any]]:
-        """Queue sentences (all or none); each future resolves to that sentence's `Decoded`.
+    def submit(
+        self, sentences: Sequence[Encoded], deadline: float, details: bool = True
+    ) -> list[asyncio.Future[Tagged]]:
+        """Queue sentences (all or none); each future resolves to that sentence's `Tagged`.
 
         Without `details` the probabilities stay in the inference process (the
-        `Decoded` has tags and spans only): most requests want tags alone.
+        result has tags and spans only): most requests want tags alone.
         """
         if self._draining:
             raise Draining(f"model {self.name!r} is shutting down")
-        limit = self._options.limits.queue_size
+        limit = self._settings.queue_size
         if self._outstanding + len(sentences) > limit:
             raise QueueFull(
                 f"model {self.name!r} has {self._outstanding} sentences queued; "
@@ -126,14 +145,14 @@ class RemoteBatcher:
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
         request_id, self._next_id = self._next_id, self._next_id + 1
-        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in sentences]
+        futures: list[asyncio.Future[Tagged]] = [loop.create_future() for _ in sentences]
         self._requests[request_id] = _Request(futures, now)
         if not self._outstanding:
             self._heard = time.monotonic()  # the wait for an answer starts now
         self._outstanding += len(sentences)
         # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
         encoded = [(s.words, s.cases, s.chars) for s in sentences]
-        self._write(worker.frame(("submit", request_id, encoded, deadline - now, details)))
+        self._write(frame(Submit(request_id, encoded, deadline - now, details)))
 
         # the request gives up by cancelling its futures (deadline, disconnect): forget the rest of it there too
         def on_done(done: asyncio.Future[Any]) -> None:
@@ -156,7 +175,7 @@ class RemoteBatcher:
         self._draining = True
         self._stop.set()
         if self._drained is not None and not self._drained.done():
-            self._write(worker.frame(("drain",)))
+            self._write(frame(Drain()))
             try:
                 await asyncio.wait_for(asyncio.shield(self._drained), DRAIN_TIMEOUT_S)
             except TimeoutError:
@@ -200,7 +219,7 @@ class RemoteBatcher:
         context = multiprocessing.get_context("spawn")  # fork would copy this process's threads and loop
         ours, theirs = socket.socketpair()
         process = context.Process(
-            target=worker.main, args=(self._options, theirs), name=f"tagger-{self.name}", daemon=True
+            target=worker.main, args=(self._folder, self._settings, theirs), name=f"tagger-{self.name}", daemon=True
         )
         with _signals_blocked():  # inherited: a Ctrl-C while it starts up stays the server's business
             process.start()
@@ -246,43 +265,42 @@ class RemoteBatcher:
                 self._kill()
                 self._heard = time.monotonic()
 
-    def _on_message(self, message: tuple[Any, ...]) -> None:
+    def _on_message(self, message: Message) -> None:
         self._heard = time.monotonic()
-        kind = message[0]
-        if kind == "batch":
-            self._deliver(message[1], message[2])
-        elif kind == "failed":
-            self._fail(message[1], RuntimeError(message[2]))
-        elif kind == "refused":  # the inference process's own bound: a retryable 503, like ours
-            self._fail(message[1], Draining(message[2]) if message[3] == "draining" else QueueFull(message[2]))
-        elif kind == "late":
-            self._fail(message[1], DeadlineExceeded("waited past the request deadline"))
-        elif kind == "ready":
-            self._output_tags = message[1]
+        if isinstance(message, BatchDone):
+            self._deliver(message)
+        elif isinstance(message, Failed):
+            self._fail(message.keys, RuntimeError(message.message))
+        elif isinstance(message, Refused):  # the inference process's own bound: a retryable 503, like ours
+            error = Draining(message.message) if message.reason == "draining" else QueueFull(message.message)
+            self._fail(message.keys, error)
+        elif isinstance(message, Late):
+            self._fail(message.keys, DeadlineExceeded("waited past the request deadline"))
+        elif isinstance(message, Ready):
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
-        elif kind == "load_error":
-            log.error("model %r: the inference process cannot load %s: %s", self.name, self._options.folder, message[1])
-        elif kind == "drained" and self._drained is not None and not self._drained.done():
+        elif isinstance(message, LoadError):
+            log.error("model %r: the inference process cannot load %s: %s", self.name, self._folder, message.message)
+        elif isinstance(message, Drained) and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
-    def _deliver(self, report: BatchReport, rows: list[tuple[int, int, Row]]) -> None:
-        m, name = self._metrics, self.name
+    def _deliver(self, done: BatchDone) -> None:
+        m, name, report = self._metrics, self.name, done.report
         observe_batch(m, name, report.sentences, report.slots, report.words, report.seconds)
         m.queue_depth.labels(name).set(report.depth)
         queue_wait, latency = m.queue_wait.labels(name), m.sentence_latency.labels(name)
         for wait in report.waits:
             queue_wait.observe(wait)
         now = time.perf_counter()
-        for request_id, index, row in rows:
-            request = self._answered(request_id)
+        for key, tagged in done.results:
+            request = self._answered(key.request)
             if request is not None:
                 latency.observe(now - request.submitted)
-                future = request.futures[index]
+                future = request.futures[key.position]
                 if not future.done():
-                    future.set_result(worker.from_row(row, self._output_tags))
+                    future.set_result(tagged)
 
-    def _fail(self, keys: list[tuple[int, int]], error: Exception) -> None:
+    def _fail(self, keys: list[SentenceKey], error: Exception) -> None:
         for request_id, index in keys:
             request = self._answered(request_id)
             if request is not None and not request.futures[index].done():
@@ -303,7 +321,7 @@ class RemoteBatcher:
         if request is None:
             return
         self._outstanding -= request.left
-        self._write(worker.frame(("cancel", request_id)))
+        self._write(frame(Cancel(request_id)))
 
     def _fail_all(self, error: Exception) -> None:
         """Answer every open request with `error`; nothing written for them may reach a later process."""

@@ -20,7 +20,7 @@ from service.registry import Served
 from service.schemas import ErrorResponse, Limits, ModelInfo, ModelList, TagRequest, TagResponse
 from service.settings import Settings
 from service.tagging import prepare, result
-from tagger.decoding import Decoded
+from tagger.decoding import Tagged
 
 
 @dataclass
@@ -60,7 +60,7 @@ def _served(state: AppState, name: str) -> Served:
 DISCONNECT_GRACE_S = 0.05
 
 
-async def _results(futures: Sequence[asyncio.Future[Decoded]], request: Request, timeout: float) -> list[Decoded]:
+async def _results(futures: Sequence[asyncio.Future[Tagged]], request: Request, timeout: float) -> list[Tagged]:
     """Wait for every sentence's result; give up (and free the queue) on deadline or disconnect."""
     loop = asyncio.get_running_loop()
     gathered: asyncio.Future[Any] = asyncio.gather(*futures) if len(futures) > 1 else futures[0]
@@ -119,19 +119,18 @@ def _deadline_exceeded(timeout: float) -> ApiError:
 async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -> Response:
     served = _served(state, name)
     settings = state.settings
-    prepared = prepare(body, served.runtime.vocab, settings)
+    prepared = prepare(body, served.vocab, settings)
     try:
         deadline = time.perf_counter() + settings.request_timeout_s
         futures = served.batcher.submit(prepared.encoded, deadline, details=body.scores or body.top_k > 0)
     except (QueueFull, Draining, WorkerLost) as err:
         raise _refused(err) from None
-    decoded = await _results(futures, request, settings.request_timeout_s)
-    spans = served.runtime.metadata.scheme is not None
-    offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(decoded)
-    texts: Sequence[str | None] = body.texts or [None] * len(decoded)
+    tagged = await _results(futures, request, settings.request_timeout_s)
+    offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(tagged)
+    texts: Sequence[str | None] = body.texts or [None] * len(tagged)
     results = [
-        result(tokens, d, body, o, text, spans)
-        for tokens, d, o, text in zip(prepared.tokens, decoded, offsets, texts, strict=True)
+        result(tokens, t, body, o, text, served)
+        for tokens, t, o, text in zip(prepared.tokens, tagged, offsets, texts, strict=True)
     ]
     # Serialized here: FastAPI would otherwise re-validate the whole response
     # against TagResponse (which documents it) on the event loop, per request.
@@ -155,7 +154,7 @@ async def tag(body: TagRequest, request: Request) -> Response:
 
 
 def _info(served: Served, settings: Settings) -> ModelInfo:
-    metadata = served.runtime.metadata
+    metadata = served.metadata
     headline = ("sentences", "tokens", "accuracy", "precision", "recall", "f1")
     return ModelInfo(
         name=metadata.name,

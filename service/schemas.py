@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API.
 
 Structure is checked here (types, unknown fields, empty lists); the limits
-that operators configure are checked by `service.limits`, which knows the
+that operators configure are checked by `service.tagging`, which knows the
 settings. Strict types: a number where a token belongs is an error, not "3".
 """
 

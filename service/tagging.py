@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import ApiError
+from service.registry import Served
 from service.schemas import TagRequest
 from service.settings import Settings
-from tagger.decoding import Decoded
+from tagger.decoding import Tagged, top_k
 from tagger.encoding import Encoded, Vocab
 from tagger.tokenizer import tokenize
 
@@ -87,29 +88,30 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
 
 def result(
     tokens: list[str],
-    decoded: Decoded,
+    tagged: Tagged,
     request: TagRequest,
     offsets: list[tuple[int, int]] | None,
     text: str | None,
-    spans: bool,
+    model: Served,
 ) -> dict[str, Any]:
-    """One sentence's response entry (the `TagResult` schema) from its decoded tags; `spans` for span tag sets.
+    """One sentence's response entry (the `TagResult` schema) from what its model returned.
 
     Built as plain JSON-ready data: the routes serialize it directly, without
     re-validating their own output through pydantic on the event loop.
     """
-    out: dict[str, Any] = {"tokens": tokens, "tags": decoded.tags}
+    out: dict[str, Any] = {"tokens": tokens, "tags": tagged.tags}
     if request.scores:
-        out["scores"] = [round(p, 6) for p in decoded.probs.tolist()]
+        assert tagged.probs is not None, "scores were asked for, so the batcher sent probabilities"
+        out["scores"] = [round(p, 6) for p in tagged.probs.tolist()]
     if request.top_k:
-        out["top_k"] = [
-            [{"tag": t, "probability": round(p, 6)} for t, p in best] for best in decoded.top_k(request.top_k)
-        ]
+        assert tagged.marginals is not None, "top_k was asked for, so the batcher sent probabilities"
+        best_tags = top_k(tagged.marginals, model.output_tags, request.top_k)
+        out["top_k"] = [[{"tag": t, "probability": round(p, 6)} for t, p in best] for best in best_tags]
     if offsets is not None:
         out["offsets"] = [list(o) for o in offsets]
-    if spans:
+    if model.spans:
         found = []
-        for span in decoded.spans:
+        for span in tagged.spans:
             entry: dict[str, Any] = {"label": span.label, "start": span.start, "end": span.end}
             if offsets is not None and text is not None:
                 first, last = offsets[span.start][0], offsets[span.end - 1][1]

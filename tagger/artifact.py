@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tagger.decoding import Crf, Decoder
+from tagger.decoding import CrfScores, Decoder
 from tagger.encoding import Vocab
 from tagger.schemes import Scheme
 
@@ -149,7 +149,7 @@ def load_decoder(folder: str | Path, metadata: Metadata, vocab: Vocab) -> Decode
         if CRF_FILE not in metadata.files:
             raise ArtifactError(f"{folder / METADATA_FILE}: decoder is 'crf' but no sha256 is recorded for {CRF_FILE}")
         try:
-            crf = Crf.from_dict(_read_json(folder / CRF_FILE))
+            crf = CrfScores.from_dict(_read_json(folder / CRF_FILE))
             return Decoder(vocab.tags, scheme, crf)
         except (KeyError, TypeError, ValueError) as err:
             raise ArtifactError(f"{folder / CRF_FILE}: invalid CRF scores ({err})") from None

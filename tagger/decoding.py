@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,14 +54,38 @@ def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return np.squeeze(top, axis=axis) + np.log(np.exp(x - top).sum(axis=axis))  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
-class ScoredSpan:
+class ScoredSpan(NamedTuple):
     """A labelled token range [start, end) with its probability under the model."""
 
     label: str
     start: int
     end: int
     score: float
+
+
+class Tagged(NamedTuple):
+    """What a request receives for one sentence: its tags and spans, and probabilities when it asked for them.
+
+    A `Decoded` without the tag ids, and without the arrays unless asked for
+    (scores or top_k): they are most of what sending a result from an
+    inference process to the server costs.
+    """
+
+    tags: list[str]  # in the output scheme
+    spans: tuple[ScoredSpan, ...]
+    probs: np.ndarray | None = None  # (T,) probability of each chosen tag
+    marginals: np.ndarray | None = None  # (T, len(output_tags)) probability of every output tag
+
+
+def top_k(marginals: np.ndarray, output_tags: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+    """Per token, the k most probable output tags, best first.
+
+    Example: marginals [[0.2, 0.8]], output_tags ("O", "B-PER"), k 1 -> [[("B-PER", 0.8)]].
+    """
+    if k <= 0:
+        return []
+    order = np.argsort(-marginals, axis=-1, kind="stable")[:, :k]
+    return [[(output_tags[j], float(row[j])) for j in ks] for row, ks in zip(marginals, order, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -77,16 +101,17 @@ class Decoded:
 
     def top_k(self, k: int) -> list[list[tuple[str, float]]]:
         """Per token, the k most probable output tags, best first."""
-        if k <= 0:
-            return []
-        order = np.argsort(-self.marginals, axis=-1, kind="stable")[:, :k]
-        return [
-            [(self.output_tags[j], float(row[j])) for j in ks] for row, ks in zip(self.marginals, order, strict=True)
-        ]
+        return top_k(self.marginals, self.output_tags, k)
+
+    def tagged(self, details: bool = True) -> Tagged:
+        """What a request receives: probabilities only with `details`."""
+        if details:
+            return Tagged(self.tags, tuple(self.spans), self.probs, self.marginals)
+        return Tagged(self.tags, tuple(self.spans))
 
 
 @dataclass(frozen=True)
-class Crf:
+class CrfScores:
     """Learned linear-chain scores: transitions[i, j] for tag i followed by tag j, and sentence start/end."""
 
     transitions: np.ndarray  # (K, K)
@@ -97,7 +122,7 @@ class Crf:
         return {"transitions": self.transitions.tolist(), "start": self.start.tolist(), "end": self.end.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Crf:
+    def from_dict(cls, data: dict[str, Any]) -> CrfScores:
         return cls(
             transitions=np.asarray(data["transitions"], dtype=np.float64),
             start=np.asarray(data["start"], dtype=np.float64),
@@ -138,7 +163,7 @@ class Decoder:
         self,
         tags: Sequence[str],
         scheme: Scheme | None = None,
-        crf: Crf | None = None,
+        crf: CrfScores | None = None,
         output_scheme: Scheme = "IOB2",
     ) -> None:
         self.tags = tuple(tags)
@@ -260,7 +285,7 @@ class Decoder:
         return spans
 
 
-def decode(scores: np.ndarray, tagset: Sequence[str], top_k: int = 0) -> Decoded:
+def decode(scores: np.ndarray, tagset: Sequence[str]) -> Decoded:
     """Per-token argmax decoding of one sentence's scores (T, K) for a plain tag set.
 
     Example: scores [[2, 0], [0, 1]] with tagset ["A", "B"] -> tags ["A", "B"].
@@ -268,4 +293,15 @@ def decode(scores: np.ndarray, tagset: Sequence[str], top_k: int = 0) -> Decoded
     return Decoder(tagset).decode(scores)
 
 
-__all__ = ["Crf", "Decoded", "Decoder", "ScoredSpan", "Span", "constraint_scores", "decode", "softmax"]
+__all__ = [
+    "CrfScores",
+    "Decoded",
+    "Decoder",
+    "ScoredSpan",
+    "Span",
+    "Tagged",
+    "constraint_scores",
+    "decode",
+    "softmax",
+    "top_k",
+]

@@ -294,6 +294,20 @@ def read_corpus(
     return sentences
 
 
+def read_tagged(
+    path: str | Path,
+    fmt: Format = "auto",
+    *,
+    tag_field: TagField = "upos",
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: Scheme | Literal["auto"] = "auto",
+) -> list[Sentence]:
+    """A gold-tagged corpus as models are trained and scored on it: span tags re-written to IOB2 from `scheme`."""
+    sentences = read_corpus(path, fmt, tag_field=tag_field, token_column=token_column, tag_column=tag_column)
+    return retag(sentences, scheme, "IOB2")
+
+
 def write_columns(sentences: Iterable[Sentence], out: TextIO) -> None:
     """Write `token<TAB>tag` lines (just the token when untagged), a blank line after each sentence.
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from service.batcher import Batcher, BatchLimits, DeadlineExceeded, Draining, QueueFull, _Item, choose
+from service.batcher import Batcher, BatchLimits, DeadlineExceeded, Draining, QueueFull, Item, choose
 from service.metrics import create_metrics
 from tagger.encoding import Batch, Encoded
 
@@ -33,16 +33,16 @@ class Recorder:
         return [row[:n] for row, n in zip(batch.words, batch.lengths, strict=True)]
 
 
-def items(lengths: list[int]) -> list[_Item]:
+def items(lengths: list[int]) -> list[Item]:
     loop = asyncio.new_event_loop()
     try:
-        return [_Item(sentence(n), loop.create_future(), 0.0, 1e9) for n in lengths]
+        return [Item(sentence(n), loop.create_future(), 0.0, 1e9) for n in lengths]
     finally:
         loop.close()
 
 
 def test_choose_keeps_the_oldest_and_packs_similar_lengths() -> None:
-    chosen = choose(items([10, 3, 11, 50]), BatchLimits(max_tokens=40, max_padding=0.5))
+    chosen = choose(items([10, 3, 11, 50]), BatchLimits(batch_tokens=40, max_padding=0.5))
     assert [it.length for it in chosen] == [10, 11, 3]
 
 
@@ -52,12 +52,12 @@ def test_choose_keeps_padding_under_its_limit() -> None:
 
 
 def test_choose_respects_the_batch_size() -> None:
-    chosen = choose(items([5] * 10), BatchLimits(max_sentences=4))
+    chosen = choose(items([5] * 10), BatchLimits(batch_sentences=4))
     assert len(chosen) == 4
 
 
 def test_choose_always_takes_the_oldest_even_when_it_alone_fills_the_budget() -> None:
-    chosen = choose(items([100, 1, 1]), BatchLimits(max_tokens=100))
+    chosen = choose(items([100, 1, 1]), BatchLimits(batch_tokens=100))
     assert [it.length for it in chosen] == [100]
 
 
@@ -69,7 +69,7 @@ async def run_batcher(limits: BatchLimits, model: Recorder) -> Batcher:
 
 async def test_concurrent_requests_share_batches_and_get_their_own_rows() -> None:
     model = Recorder(delay=0.02)
-    batcher = await run_batcher(BatchLimits(max_sentences=64, max_tokens=4096), model)
+    batcher = await run_batcher(BatchLimits(batch_sentences=64, batch_tokens=4096), model)
     requests = [[sentence(n, first=100 * i) for n in (3, 5)] for i in range(20)]
     futures = [batcher.submit(r, time.perf_counter() + 5) for r in requests]
     results = [await asyncio.gather(*f) for f in futures]
@@ -122,7 +122,7 @@ async def test_cancelled_sentences_cost_no_compute() -> None:
 
 async def test_drain_finishes_everything_accepted_then_refuses_new_work() -> None:
     model = Recorder(delay=0.01)
-    batcher = await run_batcher(BatchLimits(max_sentences=2), model)
+    batcher = await run_batcher(BatchLimits(batch_sentences=2), model)
     futures = [f for _ in range(6) for f in batcher.submit([sentence(3)], time.perf_counter() + 5)]
     await batcher.drain()
     assert all(f.done() and not f.cancelled() for f in futures)
@@ -140,7 +140,7 @@ async def test_a_failing_batch_fails_its_requests_but_not_the_worker() -> None:
             raise RuntimeError("boom")
         return list(batch.words)
 
-    batcher = Batcher("m", flaky, BatchLimits(max_sentences=1), create_metrics())
+    batcher = Batcher("m", flaky, BatchLimits(batch_sentences=1), create_metrics())
     batcher.start()
     (first,) = batcher.submit([sentence(1)], time.perf_counter() + 5)
     with pytest.raises(RuntimeError, match="boom"):
@@ -152,7 +152,7 @@ async def test_a_failing_batch_fails_its_requests_but_not_the_worker() -> None:
 
 async def test_max_wait_lets_a_batch_fill_up() -> None:
     model = Recorder()
-    batcher = await run_batcher(BatchLimits(max_wait=0.2, max_sentences=4), model)
+    batcher = await run_batcher(BatchLimits(max_wait=0.2, batch_sentences=4), model)
     first = batcher.submit([sentence(2)], time.perf_counter() + 5)
     await asyncio.sleep(0.01)
     rest = batcher.submit([sentence(2), sentence(2), sentence(2)], time.perf_counter() + 5)

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from service.app import create_app
 from service.batcher import Batcher, BatchLimits
 from service.metrics import create_metrics
-from service.runtime import Runtime, load_runtime
 from service.settings import Settings
 from tagger.decoding import Decoded
+from tagger.runtime import Runtime, load_runtime
 
 pytestmark = pytest.mark.slow
 WORDS = ["The", "cat", "sat", "on", "the", "mat", ".", "Paris", "1984", "don't", "xylophone", "!", "U.S.", "re-do"]
@@ -50,7 +50,7 @@ def test_batcher_results_equal_tagging_each_sentence_alone(
     runtime: Runtime, requests: list[list[list[str]]], max_tokens: int, max_sentences: int
 ) -> None:
     async def scenario() -> list[list[Decoded]]:
-        limits = BatchLimits(max_sentences=max_sentences, max_tokens=max_tokens)
+        limits = BatchLimits(batch_sentences=max_sentences, batch_tokens=max_tokens)
         batcher = Batcher("tiny", runtime.tag, limits, create_metrics())
         batcher.start()
         deadline = time.perf_counter() + 30

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tagger.cli import main
+from cli.main import main
 from tagger.readers import read_columns, read_conllu
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_a_malformed_file_is_a_clear_error_not_a_traceback(tiny_export: Path, tm
     bad = tmp_path / "bad.conllu"
     bad.write_text("1\tThe\tthe\tDET\n", encoding="utf-8")
     run = subprocess.run(
-        [sys.executable, "-m", "tagger.cli", "evaluate", str(tiny_export), str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "cli", "evaluate", str(tiny_export), str(bad)], capture_output=True, text=True
     )
     assert run.returncode == 2
     assert "bad.conllu:1" in run.stderr and "Traceback" not in run.stderr

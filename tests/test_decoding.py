@@ -11,15 +11,15 @@ import itertools
 import numpy as np
 import pytest
 
-from tagger.decoding import FORBIDDEN, Crf, Decoder, decode, softmax
+from tagger.decoding import FORBIDDEN, CrfScores, Decoder, decode, softmax
 from tagger.schemes import Scheme, to_spans
 
 BIO = ("B-PER", "I-PER", "B-LOC", "I-LOC", "O")
 BIOES = ("B-PER", "I-PER", "E-PER", "S-PER", "O")
 
 
-def random_crf(k: int, rng: np.random.Generator) -> Crf:
-    return Crf(rng.normal(size=(k, k)), rng.normal(size=k), rng.normal(size=k))
+def random_crf(k: int, rng: np.random.Generator) -> CrfScores:
+    return CrfScores(rng.normal(size=(k, k)), rng.normal(size=k), rng.normal(size=k))
 
 
 def all_paths(decoder: Decoder, emissions: np.ndarray) -> list[tuple[tuple[int, ...], float]]:
@@ -157,6 +157,6 @@ def test_forbidden_moves_score_below_any_real_path() -> None:
 
 def test_crf_scores_round_trip_through_a_dict() -> None:
     crf = random_crf(3, np.random.default_rng(1))
-    again = Crf.from_dict(crf.to_dict())
+    again = CrfScores.from_dict(crf.to_dict())
     np.testing.assert_array_equal(again.transitions, crf.transitions)
     np.testing.assert_array_equal(again.end, crf.end)

@@ -113,7 +113,7 @@ def live_metrics() -> Iterator[set[str]]:
     """Sample names a real `tagger serve` on the shipped models exports after some traffic."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tagger.cli", "serve", "--models", str(ROOT / "exports"), "--port", str(port)],
+        [sys.executable, "-m", "cli", "serve", "--models", str(ROOT / "exports"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

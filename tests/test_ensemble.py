@@ -13,8 +13,8 @@ import onnx
 import pytest
 import torch
 
-from service.runtime import load_runtime
 from tagger.artifact import METADATA_FILE, MODEL_FILE
+from tagger.runtime import load_runtime
 
 from .test_ner import NAMES, ner_config
 
@@ -54,9 +54,9 @@ def members(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def test_ensemble_scores_are_the_mean_of_its_members(members: list[Path]) -> None:
     from model.checkpoint import load_checkpoint
+    from model.data import read_split
     from model.ensemble import load_ensemble
     from model.predict import predict_scores
-    from model.train import read_split
 
     ensemble, configs, vocab, _ = load_ensemble(members)
     sentences = read_split(configs[0].data, configs[0].data.dev)
@@ -112,10 +112,10 @@ def test_an_ensemble_exports_in_int8_and_serves_like_one_model(members: list[Pat
     assert metadata["decoder"] == "crf"
     # what the service loads: nothing there knows it is an ensemble, and it tags as the PyTorch ensemble does
     from model.checkpoint import decoder_of
+    from model.data import read_split
     from model.ensemble import load_ensemble
     from model.predict import predict_scores
     from model.storage import round_weights
-    from model.train import read_split
 
     ensemble, configs, vocab, _ = load_ensemble(members)
     round_weights(ensemble, "int8")
@@ -147,11 +147,11 @@ def test_an_ensemble_needs_two_members(members: list[Path]) -> None:
 def test_tagger_evaluate_scores_an_ensemble_of_checkpoints(
     members: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from cli.main import main
     from model.checkpoint import decoder_of
+    from model.data import read_split
     from model.ensemble import load_ensemble
     from model.predict import predict_scores
-    from model.train import read_split
-    from tagger.cli import main
     from tagger.evaluation import evaluate
 
     ensemble, configs, vocab, _ = load_ensemble(members)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.runtime import load_runtime
 from tagger.artifact import FORMAT_VERSION, METADATA_FILE, MODEL_FILE, ArtifactError, sha256_file
 from tagger.readers import read_conllu
+from tagger.runtime import load_runtime
 
 pytestmark = pytest.mark.slow
 

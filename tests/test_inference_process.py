@@ -23,13 +23,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.batcher import BatchLimits
+from service.messages import BatchDone, BatchReport, Cancel, Drain, Result, SentenceKey, Submit, frame, unframe
 from service.metrics import create_metrics
 from service.remote import RemoteBatcher
 from service.routes import DISCONNECT_GRACE_S
 from service.settings import Settings
-from service.worker import BatchReport, WorkerOptions, frame, from_row, to_row, unframe
-from tagger.decoding import Decoded, ScoredSpan
+from tagger.decoding import Decoded, ScoredSpan, Tagged, top_k
 from tagger.encoding import Encoded
 from tests.live import abandon_request, metrics, serving, until
 
@@ -174,7 +173,7 @@ def test_a_client_that_leaves_costs_no_compute(models_dir: Path) -> None:
 
 
 def test_messages_survive_any_split_of_the_byte_stream() -> None:
-    messages = [("submit", 1, [[1, 2, 3]], 9.5, False), ("cancel", 1), ("drain",)]
+    messages = [Submit(1, [((2, 3), (1, 1), ((2,), (3,)))], 9.5, False), Cancel(1), Drain()]
     stream = b"".join(frame(m) for m in messages)
     for cut in range(1, len(stream)):
         buffer, got = bytearray(), []
@@ -195,21 +194,21 @@ def test_a_result_row_carries_probabilities_only_when_asked() -> None:
         output_tags=tags,
         spans=[ScoredSpan("PER", 0, 1, 0.7)],
     )
-    detailed = from_row(to_row(decoded, details=True), tags)
-    assert detailed.tags == decoded.tags and detailed.spans == decoded.spans
-    assert detailed.top_k(1) == [[("B-PER", 0.75)], [("O", 0.9)]]
-    np.testing.assert_array_equal(detailed.probs, decoded.probs)
-    plain = from_row(to_row(decoded, details=False), tags)
-    assert plain.tags == decoded.tags and plain.spans == decoded.spans and plain.probs.size == 0
+    detailed = decoded.tagged(details=True)
+    assert detailed.tags == decoded.tags and list(detailed.spans) == decoded.spans
+    assert detailed.marginals is not None and top_k(detailed.marginals, tags, 1) == [[("B-PER", 0.75)], [("O", 0.9)]]
+    np.testing.assert_array_equal(detailed.probs, decoded.probs)  # type: ignore[arg-type]
+    plain = decoded.tagged(details=False)
+    assert plain.tags == decoded.tags and list(plain.spans) == decoded.spans and plain.probs is None
 
 
 def test_a_request_that_gives_up_after_part_of_it_was_answered_withdraws_the_rest() -> None:
     async def scenario() -> tuple[int, list[tuple[object, ...]]]:
-        batcher = RemoteBatcher("m", WorkerOptions(folder="unused", limits=BatchLimits()), create_metrics())
+        batcher = RemoteBatcher("m", "unused", Settings(), create_metrics())
         sentence = Encoded(words=(2, 3), cases=(1, 1), chars=((2,), (3,)))
         futures = batcher.submit([sentence] * 3, time.perf_counter() + 5, details=False)
         answered = BatchReport(sentences=1, slots=2, words=2, seconds=0.001, waits=(0.0,), depth=2)
-        batcher._on_message(("batch", answered, [(0, 0, (["X", "Y"], None, None, ()))]))
+        batcher._on_message(BatchDone(answered, [Result(SentenceKey(0, 0), Tagged(["X", "Y"], ()))]))
         assert (await futures[0]).tags == ["X", "Y"] and batcher.depth == 2
         for future in futures:  # what the route does when it gives up (deadline, client gone)
             future.cancel()
@@ -219,4 +218,4 @@ def test_a_request_that_gives_up_after_part_of_it_was_answered_withdraws_the_res
 
     depth, sent = asyncio.run(scenario())
     assert depth == 0
-    assert [m[0] for m in sent] == ["submit", "cancel"] and sent[1] == ("cancel", 0)
+    assert [type(m) for m in sent] == [Submit, Cancel] and sent[1] == Cancel(0)

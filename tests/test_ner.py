@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cli.main import main
 from service.app import create_app
-from service.runtime import load_runtime
 from service.settings import Settings
-from tagger.cli import main
 from tagger.readers import read_columns
+from tagger.runtime import load_runtime
 
 if TYPE_CHECKING:
     from model.config import Config

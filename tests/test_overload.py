@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.routes import DISCONNECT_GRACE_S
-from service.runtime import Runtime
 from service.settings import Settings
 from tagger.encoding import Batch
+from tagger.runtime import Runtime
 from tests.live import abandon_request, metrics, serving, until
 
 pytestmark = pytest.mark.slow

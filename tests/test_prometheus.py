@@ -30,7 +30,7 @@ REQUESTS = 7  # each with all three sentences: 21 sentences, 77 tokens
 def tagger() -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tagger.cli", "serve", "--models", str(ROOT / "exports"), "--port", str(port)],
+        [sys.executable, "-m", "cli", "serve", "--models", str(ROOT / "exports"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

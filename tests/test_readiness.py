@@ -27,7 +27,7 @@ def test_ready_only_after_warm_up_and_not_while_draining(models_dir: Path, monke
     async def slow_warm_up(model: Served) -> None:
         while not release.is_set():
             await asyncio.sleep(0.01)
-        warmed.append(model.runtime.name)
+        warmed.append(model.name)
 
     monkeypatch.setattr(service.app, "warm_up", slow_warm_up)
     app = create_app(Settings(models=models_dir, default_model="tiny"))

@@ -44,7 +44,7 @@ def post(url: str, body: dict) -> tuple[int, bytes]:
 def start(models: Path, port: int, **env: str) -> subprocess.Popen[str]:
     environment = {**os.environ, "TAGGER_DEFAULT_MODEL": "tiny", **env}
     return subprocess.Popen(
-        [sys.executable, "-m", "tagger.cli", "serve", "--models", str(models), "--port", str(port)],
+        [sys.executable, "-m", "cli", "serve", "--models", str(models), "--port", str(port)],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from model.config import Config
-from service.runtime import load_runtime
 from tagger.artifact import METADATA_FILE
 from tagger.evaluation import evaluate
 from tagger.readers import read_conllu
+from tagger.runtime import load_runtime
 
 from .conftest import EWT, ROOT, need
 

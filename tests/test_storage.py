@@ -70,7 +70,7 @@ def test_onnx_runtime_folds_the_stored_weights_back_to_float_constants(tmp_path:
     export_onnx(model, vocab, path)
     assert store_weights(path, storage) >= 3
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as service.runtime sets it
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as tagger.runtime sets it
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     graph = onnx.load(str(tmp_path / "optimized.onnx")).graph

@@ -1,4 +1,4 @@
-"""The `tagger` command: train, evaluate, export, predict.
+"""The `tagger` command: train, evaluate, export, predict, serve.
 
 Training-side subcommands import torch lazily, so `tagger evaluate` and
 `tagger predict` on an export folder run in a serving install without torch.
@@ -17,7 +17,7 @@ from typing import Any
 from model.config import add_override_flags
 from tagger.artifact import METADATA_FILE, ArtifactError
 from tagger.evaluation import evaluate
-from tagger.readers import FORMATS, DataFormatError, Sentence, read_corpus, retag, write_columns
+from tagger.readers import FORMATS, DataFormatError, Sentence, read_tagged, write_columns
 
 Tagging = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 
@@ -31,7 +31,7 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
     if len(paths) > 1 and any((Path(p) / METADATA_FILE).is_file() for p in paths):
         raise SystemExit("tagger: several models are pooled as an ensemble of checkpoints, not of export folders")
     if (Path(path) / METADATA_FILE).is_file():
-        from service.runtime import load_runtime
+        from tagger.runtime import load_runtime
 
         runtime = load_runtime(path)
 
@@ -61,14 +61,14 @@ def _read(path: str, args: argparse.Namespace, data: dict[str, Any]) -> list[Sen
         value = getattr(args, name)
         return value if value is not None else data.get(name, default)
 
-    sentences = read_corpus(
+    return read_tagged(
         path,
         args.format or "auto",
         tag_field=pick("tag_field", "upos"),
         token_column=pick("token_column", 0),
         tag_column=pick("tag_column", -1),
+        scheme=pick("scheme", "auto"),
     )
-    return retag(sentences, pick("scheme", "auto"), "IOB2")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
