@@ -30,13 +30,12 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tagger.decoding import Decoder
+from tagger.encoding import Batch, length_sorted
+from tagger.readers import read_corpus
+from tagger.runtime import Runtime, load_runtime
 
-from tagger.decoding import Decoder  # noqa: E402
-from tagger.encoding import Batch, length_sorted  # noqa: E402
-from tagger.readers import read_corpus  # noqa: E402
-from tagger.runtime import Runtime, load_runtime  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = ROOT.parent / "shared" / "data"
 DEV = {"en-upos": DATA / "ud-english-ewt" / "en_ewt-ud-dev.conllu", "en-ner": DATA / "wikiann-en" / "dev.conll"}

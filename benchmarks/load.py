@@ -48,11 +48,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tagger.readers import read_corpus
+from tagger.runtime import load_runtime
 
-from tagger.readers import read_corpus  # noqa: E402
-from tagger.runtime import load_runtime  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = ROOT.parent / "shared" / "data"
 DEV = {"en-upos": DATA / "ud-english-ewt" / "en_ewt-ud-dev.conllu", "en-ner": DATA / "wikiann-en" / "dev.conll"}
@@ -260,7 +259,8 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
 def spacy_words_per_s(python: str, data: Path, work: Path) -> float:
     """spaCy's tagger in-process on the same sentences, run by an interpreter that has spaCy."""
     script = ROOT / "benchmarks" / "spacy_baseline.py"
-    subprocess.run([python, str(script), "--data", str(data), "--out", str(work)], check=True, timeout=600)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the project's reader, in an interpreter that may lack tagger
+    subprocess.run([python, str(script), "--data", str(data), "--out", str(work)], check=True, timeout=600, env=env)
     return float(json.loads((work / "spacy-baseline.json").read_text())["words_per_s"])
 
 

@@ -1,7 +1,10 @@
 """spaCy's tagger in-process on the load benchmark's sentences: the rival to beat over HTTP.
 
     pip install spacy              # not a dependency of tagger; a separate venv is fine
-    python benchmarks/spacy_baseline.py [--data DEV_FILE] [--repeat 3] [--batch-size 256]
+    PYTHONPATH=. python benchmarks/spacy_baseline.py [--data DEV_FILE] [--repeat 3] [--batch-size 256]
+
+(PYTHONPATH: the project's own reader reads the sentences, and a spaCy venv
+need not have tagger installed; `load.py --spacy-python` sets it.)
 
 A spaCy English pipeline tags with a tok2vec (hash embeddings of NORM,
 PREFIX, SUFFIX and SHAPE, then a CNN of width 96 and depth 4) feeding a
@@ -25,10 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tagger.readers import read_corpus
 
-from tagger.readers import read_corpus  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEV = ROOT.parent / "shared" / "data" / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
 

@@ -43,8 +43,8 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
     from model.ensemble import load_models
     from model.predict import predict_scores
 
-    model, configs, vocab, _ = load_models(paths)
-    config = configs[0]
+    loaded = load_models(paths)
+    model, config, vocab = loaded.model, loaded.config, loaded.vocab
     decoder = decoder_of(model.crf, config, vocab)
 
     def tag_checkpoint(sentences: Sequence[Sequence[str]]) -> list[list[str]]:

@@ -6,6 +6,7 @@ loaded with `weights_only=True`: no code runs when one is read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,17 @@ from tagger.encoding import Vocab
 from tagger.schemes import Scheme, is_span_tagset
 
 CHECKPOINT_FORMAT = "tagger-checkpoint-1"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trained model with what gives it meaning, as read from a .pt file."""
+
+    model: Tagger  # in eval mode
+    config: Config
+    vocab: Vocab
+    # best.pt: {"epoch", "dev_metric", "averaged"}; last.pt: the run state and what resumes it (`model.train`)
+    state: dict[str, Any]
 
 
 def tag_scheme(config: Config, vocab: Vocab) -> Scheme | None:
@@ -52,8 +64,8 @@ def save_checkpoint(path: Path, model: Tagger, config: Config, vocab: Vocab, sta
     tmp.replace(path)
 
 
-def load_checkpoint(path: str | Path) -> tuple[Tagger, Config, Vocab, dict[str, Any]]:
-    """Model (in eval mode), config, vocabularies and training state of a checkpoint.
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint's model, config, vocabularies and training state.
 
     `path` may be a .pt file or a run folder (its best.pt is used).
     """
@@ -70,4 +82,4 @@ def load_checkpoint(path: str | Path) -> tuple[Tagger, Config, Vocab, dict[str, 
     model = build_model(config, vocab, n_frozen_words=len(payload["model"]["frozen_words"]))
     model.load_state_dict(payload["model"])
     model.eval()
-    return model, config, vocab, payload["state"]
+    return Checkpoint(model, config, vocab, payload["state"])

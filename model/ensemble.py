@@ -16,6 +16,7 @@ trained), so the members share one tensor, and the export stores it once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,31 @@ def mean_crf(crfs: Sequence[CRF], config: Config, vocab: Vocab) -> CRF:
     return pooled
 
 
-def load_ensemble(paths: Sequence[str | Path]) -> tuple[Ensemble, list[Config], Vocab, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class Loaded:
+    """One checkpoint, or several pooled: the model to run, and each member's config and training state."""
+
+    model: Tagger | Ensemble
+    configs: list[Config]
+    vocab: Vocab
+    states: list[dict[str, Any]]
+
+    @property
+    def config(self) -> Config:
+        """The (first member's) config: members share data and vocabulary settings."""
+        return self.configs[0]
+
+
+def load_ensemble(paths: Sequence[str | Path]) -> Loaded:
     """Load member checkpoints that can be pooled, or say which one cannot and why."""
     if len({str(p) for p in paths}) < len(paths):
         raise ValueError(
             f"the same checkpoint is named twice in {[str(p) for p in paths]}; ensemble members must differ"
         )
     loaded = [load_checkpoint(p) for p in paths]
-    first_model, first_config, vocab, _ = loaded[0]
-    for path, (model, config, other, _) in zip(paths[1:], loaded[1:], strict=True):
+    first_model, first_config, vocab = loaded[0].model, loaded[0].config, loaded[0].vocab
+    for path, checkpoint in zip(paths[1:], loaded[1:], strict=True):
+        model, config, other = checkpoint.model, checkpoint.config, checkpoint.vocab
         for what in ("words", "chars", "tags"):
             if getattr(other, what) != getattr(vocab, what):
                 raise ValueError(
@@ -78,18 +95,18 @@ def load_ensemble(paths: Sequence[str | Path]) -> tuple[Ensemble, list[Config], 
             raise ValueError(f"{path}: its frozen GloVe rows differ from {paths[0]}'s (model.glove_int8/int4?)")
         for name in shared:
             setattr(model, name, getattr(first_model, name))  # one tensor, stored once in the export
-    members = [model for model, _, _, _ in loaded]
+    members = [c.model for c in loaded]
     crfs = [m.crf for m in members if m.crf is not None]
     crf = mean_crf(crfs, first_config, vocab) if crfs else None
     for member in members:
         member.crf = None  # the pooled CRF decodes; the members' own are folded into it
     ensemble = Ensemble(members, crf).eval()
-    return ensemble, [config for _, config, _, _ in loaded], vocab, [state for _, _, _, state in loaded]
+    return Loaded(ensemble, [c.config for c in loaded], vocab, [c.state for c in loaded])
 
 
-def load_models(paths: Sequence[str | Path]) -> tuple[Tagger | Ensemble, list[Config], Vocab, list[dict[str, Any]]]:
-    """One checkpoint as it is, several as their ensemble: the model, each member's config and training state."""
+def load_models(paths: Sequence[str | Path]) -> Loaded:
+    """One checkpoint as it is, several as their ensemble."""
     if len(paths) == 1:
-        model, config, vocab, state = load_checkpoint(paths[0])
-        return model, [config], vocab, [state]
+        checkpoint = load_checkpoint(paths[0])
+        return Loaded(checkpoint.model, [checkpoint.config], checkpoint.vocab, [checkpoint.state])
     return load_ensemble(paths)

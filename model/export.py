@@ -208,8 +208,9 @@ def export(
     """
     out = Path(out)
     paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
-    model, configs, vocab, states = load_models(paths)
-    config, provenance = configs[0], _provenance_of(paths, configs, states)
+    loaded = load_models(paths)
+    model, config, vocab = loaded.model, loaded.config, loaded.vocab
+    provenance = _provenance_of(paths, loaded.configs, loaded.states)
     round_weights(model, weights)
     if not config.data.dev:
         raise ExportError("the checkpoint's config names no dev set (data.dev) to verify the export against")

@@ -58,8 +58,8 @@ class Tagger(nn.Module):
             raise ValueError(f"pretrained vectors must be {(n_words, config.word_dim)}, got {pretrained.shape}")
         # Words seen in training are fine-tuned; the last `n_frozen_words` rows
         # (GloVe words never seen in training, and with `glove_freeze` every word
-        # GloVe has) get no gradient, so
-        # they are kept as a buffer and cost the optimizer nothing.
+        # GloVe has) get no gradient, so they are kept as a buffer and cost the
+        # optimizer nothing.
         # With `glove_int8` / `glove_int4` they are stored as codes with one
         # scale per row (`model.quantize`): a 4x / 8x smaller export, so far
         # more GloVe words fit in the size budget; PyTorch and ONNX dequantize alike.

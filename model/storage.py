@@ -2,9 +2,8 @@
 
 An ensemble of four taggers with 400k words of GloVe is about 60 MB with
 float32 weights; the budget is 30. Trained weights tolerate storage rounding
-well: float16
-moves a weight by at most 2^-11 of itself, per-row int8 by at most half of
-`max |row| / 127`. The PyTorch model is rounded first (`round_weights`), so
+well: float16 moves a weight by at most 2^-11 of itself, per-row int8 by at
+most half of `max |row| / 127`. The PyTorch model is rounded first (`round_weights`), so
 the export self-check still compares identical weights, and the ONNX file is
 then rewritten (`store_weights`) to hold each rounded initializer as codes
 plus one `Cast` (and for int8 one `Mul` by the row scales) back to float32.

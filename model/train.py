@@ -19,13 +19,14 @@ import json
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from model.augment import draw_epoch, mention_pool, recase, replace_mentions
+from model.augment import Pool, draw_epoch, mention_pool, recase, replace_mentions
 from model.batches import drop_words, iterate, unk_probabilities
 from model.checkpoint import build_model, decoder_of, load_checkpoint, save_checkpoint
 from model.config import Config
@@ -74,93 +75,168 @@ def _new_model(config: Config, train: Sequence[Sentence]) -> tuple[Tagger, Vocab
     return model, vocab
 
 
+@dataclass
+class RunState:
+    """Where a run stands: what the epoch loop reads and moves on, and what last.pt keeps to resume it."""
+
+    epoch: int = 0  # epochs done
+    best: float = -1.0  # best dev metric so far (of an epoch's weights or of an average)
+    bad_epochs: int = 0  # epochs since it last improved
+    history: list[dict[str, Any]] = field(default_factory=list)  # one log entry per epoch
+    recent: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the last epochs' weights, to average
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs, "history": self.history} | (
+            {"recent": self.recent} if self.recent else {}
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunState:
+        return cls(data["epoch"], data["best"], data["bad_epochs"], data["history"], data.get("recent", []))
+
+
+@dataclass
+class Run:
+    """A run in progress: the model and everything that moves it from one epoch to the next."""
+
+    config: Config
+    model: Tagger
+    vocab: Vocab
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    rng: random.Random  # batching and augmentation
+    generator: torch.Generator  # word dropout
+    state: RunState
+
+    @property
+    def going(self) -> bool:
+        train = self.config.train
+        return self.state.epoch < train.epochs and self.state.bad_epochs < train.patience
+
+    def resume_state(self) -> dict[str, Any]:
+        """What last.pt holds beside the weights, so that resuming continues exactly."""
+        return self.state.to_dict() | {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "python_rng": self.rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "generator": self.generator.get_state(),
+        }
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The training corpora and what each epoch draws from them, and the dev set that picks the best epoch."""
+
+    corpora: list[list[Sentence]]  # IOB2 for span tags
+    weights: list[float]
+    pool: Pool  # mentions by type, for mention replacement
+    full: list[Sentence]  # every file once, in the model's tag scheme: the vocabulary and unk rates come from it
+    dev: list[Sentence]
+    resampled: bool  # whether epochs differ from `full` (weights, mention replacement, re-casing)
+
+    @classmethod
+    def read(cls, config: Config) -> TrainingData:
+        corpora = read_training(config.data)
+        if config.train.max_sentences:
+            corpora = [c[: config.train.max_sentences] for c in corpora]
+        weights = [c.weight for c in config.data.train_corpora()]
+        everything = [s for corpus in corpora for s in corpus]
+        _check_options(config, everything)
+        t = config.train
+        return cls(
+            corpora=corpora,
+            weights=weights,
+            pool=mention_pool(everything) if t.mention_replace else {},
+            # span tags are learned in the model's scheme (BIOES by default), scored in IOB2
+            full=retag(everything, "IOB2", config.model.tag_scheme),
+            dev=read_split(config.data, config.data.dev),
+            resampled=bool(t.mention_replace or t.lowercase or t.uppercase) or weights != [1.0] * len(weights),
+        )
+
+    def epoch(self, config: Config, rng: random.Random) -> list[Sentence]:
+        """This epoch's sentences: each file's share, swapped mentions and re-cased sentences, drawn afresh."""
+        if not self.resampled:
+            return self.full
+        t = config.train
+        drawn = replace_mentions(draw_epoch(self.corpora, self.weights, rng), self.pool, t.mention_replace, rng)
+        return retag(recase(drawn, t.lowercase, t.uppercase, rng), "IOB2", config.model.tag_scheme)
+
+
 def train(config: Config, out: Path, resume: Path | None = None) -> Path:
     """Train a model as configured into the run folder `out`; returns the path of best.pt."""
     torch.set_num_threads(config.train.threads)
     rng, generator = _seed(config.train.seed)
-    corpora = read_training(config.data)
-    if config.train.max_sentences:
-        corpora = [c[: config.train.max_sentences] for c in corpora]
-    weights = [c.weight for c in config.data.train_corpora()]
-    everything = [s for corpus in corpora for s in corpus]  # each file once: what the vocabulary is built from
-    rate = config.train.mention_replace
-    _check_options(config, everything)
-    pool = mention_pool(everything) if rate else {}
-    # span tags are learned in the model's scheme (BIOES by default), scored in IOB2
-    train_set = retag(everything, "IOB2", config.model.tag_scheme)
-    resampled = rate > 0 or config.train.lowercase > 0 or config.train.uppercase > 0 or weights != [1.0] * len(weights)
-    dev_set = read_split(config.data, config.data.dev)
+    data = TrainingData.read(config)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
+    run = _start(config, data, resume, rng, generator)
+    unk_probs = unk_probabilities(run.vocab, word_counts(data.full), config.model.word_dropout)
+    while run.going:
+        _epoch(run, data, unk_probs, out)
+    _final_scores(config, out)
+    return out / "best.pt"
 
-    state: dict[str, Any] = {"epoch": 0, "best": -1.0, "bad_epochs": 0, "history": []}
+
+def _start(
+    config: Config, data: TrainingData, resume: Path | None, rng: random.Random, generator: torch.Generator
+) -> Run:
+    """A new run's model and optimizer, or a stopped run's as last.pt left them."""
     if resume is not None:
-        model, _, vocab, state = load_checkpoint(resume)
+        checkpoint = load_checkpoint(resume)
+        model, vocab, saved = checkpoint.model, checkpoint.vocab, checkpoint.state
     else:
-        model, vocab = _new_model(config, train_set)
+        model, vocab = _new_model(config, data.full)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=config.train.lr_decay, patience=config.train.lr_patience
     )
-    if resume is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        rng.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["generator"])
-    unk_probs = unk_probabilities(vocab, word_counts(train_set), config.model.word_dropout)
+    if resume is None:
+        return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState())
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    rng.setstate(saved["python_rng"])
+    torch.set_rng_state(saved["torch_rng"])
+    generator.set_state(saved["generator"])
+    return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState.from_dict(saved))
 
-    while state["epoch"] < config.train.epochs and state["bad_epochs"] < config.train.patience:
-        epoch = state["epoch"] + 1
-        started = time.perf_counter()
-        if resampled:  # a fresh draw of each file's share, swapped mentions and re-cased sentences every epoch
-            drawn = replace_mentions(draw_epoch(corpora, weights, rng), pool, rate, rng)
-            drawn = recase(drawn, config.train.lowercase, config.train.uppercase, rng)
-            train_set = retag(drawn, "IOB2", config.model.tag_scheme)
-        loss = _train_epoch(model, vocab, train_set, config, optimizer, rng, generator, unk_probs, epoch)
-        report = score(model, config, vocab, dev_set)
-        metric = headline(report)
-        scheduler.step(metric)
-        entry: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": loss,
-            "dev_metric": metric,
-            "dev_accuracy": report.accuracy,
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        chosen, chosen_metric = model, metric
-        if config.train.average_last:
-            chosen, chosen_metric = _average_step(model, metric, config, vocab, dev_set, state, entry)
-        improved = chosen_metric > state["best"]
-        entry |= {"seconds": round(time.perf_counter() - started, 2), "improved": improved}
-        state["history"].append(entry)
-        state.update(
-            epoch=epoch, best=max(chosen_metric, state["best"]), bad_epochs=0 if improved else state["bad_epochs"] + 1
-        )
-        with open(out / "log.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(entry) + "\n")
-        mean = (
-            f" mean of last {config.train.average_last} {entry['averaged_dev_metric']:.4f}"
-            if "averaged_dev_metric" in entry
-            else ""
-        )
-        tqdm.write(f"epoch {epoch}: loss {loss:.4f} dev {metric:.4f}{mean}{' *' if improved else ''}")
-        if improved:
-            best_state = {"epoch": epoch, "dev_metric": chosen_metric, "averaged": chosen is not model}
-            save_checkpoint(out / "best.pt", chosen, config, vocab, best_state)
-        resume_state = dict(
-            state,
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            python_rng=rng.getstate(),
-            torch_rng=torch.get_rng_state(),
-            generator=generator.get_state(),
-        )
-        save_checkpoint(out / "last.pt", model, config, vocab, resume_state)
-        plot_learning_curve(state["history"], out / "learning_curve.png")
 
-    _final_scores(config, out)
-    return out / "best.pt"
+def _epoch(run: Run, data: TrainingData, unk_probs: torch.Tensor, out: Path) -> None:
+    """Train one epoch, score it on dev, keep best.pt and last.pt, log it."""
+    config, state = run.config, run.state
+    epoch, started = state.epoch + 1, time.perf_counter()
+    loss = _train_epoch(run, data.epoch(config, run.rng), unk_probs, epoch)
+    report = score(run.model, config, run.vocab, data.dev)
+    metric = headline(report)
+    run.scheduler.step(metric)
+    entry: dict[str, Any] = {
+        "epoch": epoch,
+        "train_loss": loss,
+        "dev_metric": metric,
+        "dev_accuracy": report.accuracy,
+        "lr": run.optimizer.param_groups[0]["lr"],
+    }
+    chosen, chosen_metric = run.model, metric
+    if config.train.average_last:
+        chosen, chosen_metric = _average_step(run, metric, data.dev, entry)
+    improved = chosen_metric > state.best
+    entry |= {"seconds": round(time.perf_counter() - started, 2), "improved": improved}
+    state.history.append(entry)
+    state.epoch, state.best = epoch, max(chosen_metric, state.best)
+    state.bad_epochs = 0 if improved else state.bad_epochs + 1
+    with open(out / "log.jsonl", "a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\n")
+    mean = (
+        f" mean of last {config.train.average_last} {entry['averaged_dev_metric']:.4f}"
+        if "averaged_dev_metric" in entry
+        else ""
+    )
+    tqdm.write(f"epoch {epoch}: loss {loss:.4f} dev {metric:.4f}{mean}{' *' if improved else ''}")
+    if improved:
+        best_state = {"epoch": epoch, "dev_metric": chosen_metric, "averaged": chosen is not run.model}
+        save_checkpoint(out / "best.pt", chosen, config, run.vocab, best_state)
+    save_checkpoint(out / "last.pt", run.model, config, run.vocab, run.resume_state())
+    plot_learning_curve(state.history, out / "learning_curve.png")
 
 
 def _check_options(config: Config, train_set: Sequence[Sentence]) -> None:
@@ -179,28 +255,22 @@ def _check_options(config: Config, train_set: Sequence[Sentence]) -> None:
         raise ValueError(f"train.average_last must be 0 (off) or at least 2 epochs; got {config.train.average_last}")
 
 
-def _average_step(
-    model: Tagger,
-    metric: float,
-    config: Config,
-    vocab: Vocab,
-    dev_set: Sequence[Sentence],
-    state: dict[str, Any],
-    entry: dict[str, Any],
-) -> tuple[Tagger, float]:
+def _average_step(run: Run, metric: float, dev_set: Sequence[Sentence], entry: dict[str, Any]) -> tuple[Tagger, float]:
     """Remember this epoch's weights; once `average_last` are kept, score their mean on dev too.
 
     Returns whichever of the epoch's model and the mean scores better, with
-    its dev metric. The kept weights live in `state` (and so in last.pt), so a
-    resumed run averages the same epochs as an uninterrupted one.
+    its dev metric. The kept weights live in the run state (and so in
+    last.pt), so a resumed run averages the same epochs as an uninterrupted one.
     """
-    n = config.train.average_last
-    state["recent"] = [*state.get("recent", []), _parameters(model)][-n:]
-    if len(state["recent"]) < n:
-        return model, metric
-    averaged = _averaged(model, state["recent"])
-    entry["averaged_dev_metric"] = headline(score(averaged, config, vocab, dev_set))
-    return (averaged, entry["averaged_dev_metric"]) if entry["averaged_dev_metric"] > metric else (model, metric)
+    n = run.config.train.average_last
+    run.state.recent = [*run.state.recent, _parameters(run.model)][-n:]
+    if len(run.state.recent) < n:
+        return run.model, metric
+    averaged = _averaged(run.model, run.state.recent)
+    entry["averaged_dev_metric"] = headline(score(averaged, run.config, run.vocab, dev_set))
+    if entry["averaged_dev_metric"] > metric:
+        return averaged, entry["averaged_dev_metric"]
+    return run.model, metric
 
 
 def _parameters(model: Tagger) -> dict[str, torch.Tensor]:
@@ -222,30 +292,21 @@ def _averaged(model: Tagger, snapshots: Sequence[dict[str, torch.Tensor]]) -> Ta
     return averaged.eval()
 
 
-def _train_epoch(
-    model: Tagger,
-    vocab: Vocab,
-    sentences: Sequence[Sentence],
-    config: Config,
-    optimizer: torch.optim.Optimizer,
-    rng: random.Random,
-    generator: torch.Generator,
-    unk_probs: torch.Tensor,
-    epoch: int,
-) -> float:
-    """One pass over the training set; returns the mean loss per batch."""
+def _train_epoch(run: Run, sentences: Sequence[Sentence], unk_probs: torch.Tensor, epoch: int) -> float:
+    """One pass over the epoch's sentences; returns the mean loss per batch."""
+    model, clip = run.model, run.config.train.clip
     model.train()
     total, batches = 0.0, 0
     words = sum(len(s.tokens) for s in sentences)
     with tqdm(total=words, unit="w", desc=f"epoch {epoch}", mininterval=2.0, leave=False) as bar:
-        for batch in iterate(vocab, sentences, config.train.batch_size, rng):
-            dropped = drop_words(batch.words, unk_probs, generator)
+        for batch in iterate(run.vocab, sentences, run.config.train.batch_size, run.rng):
+            dropped = drop_words(batch.words, unk_probs, run.generator)
             scores = model(dropped, batch.cases, batch.chars, batch.lengths)
             loss = model.loss(scores, batch.tags, batch.lengths)
-            optimizer.zero_grad()
+            run.optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.clip)
-            optimizer.step()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            run.optimizer.step()
             total += loss.item()
             batches += 1
             bar.update(int(batch.lengths.sum()))
@@ -255,10 +316,10 @@ def _train_epoch(
 
 def _final_scores(config: Config, out: Path) -> None:
     """Evaluate best.pt on dev (and test, if configured) into scores.json."""
-    model, _, vocab, _ = load_checkpoint(out / "best.pt")
+    best = load_checkpoint(out / "best.pt")
     splits = {"dev": config.data.dev, "test": config.data.test}
     scores = {
-        name: score(model, config, vocab, read_split(config.data, path)).to_dict()
+        name: score(best.model, config, best.vocab, read_split(config.data, path)).to_dict()
         for name, path in splits.items()
         if path
     }

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.schemas import ErrorDetail, ErrorResponse
+from service.schemas import ErrorDetail, ErrorResponse, TagRequest
 
 logger = logging.getLogger("tagger")
 
@@ -62,7 +62,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
     field = field_path(tuple(first.get("loc", ())))
     message = f"{field}: {first.get('msg', 'invalid')}"
     if kind == "extra_forbidden":
-        message = f"{field}: unknown field; allowed: sentences, texts, scores, top_k"
+        message = f"{field}: unknown field; allowed: {', '.join(TagRequest.model_fields)}"
     if len(exc.errors()) > 1:
         message += f" (and {len(exc.errors()) - 1} more problems)"
     return error_response(ErrorDetail(status=422, reason="invalid_request", message=message, field=field))

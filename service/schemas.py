@@ -46,7 +46,9 @@ class TagScore(BaseModel):
     probability: float
 
 
-class Span(BaseModel):
+class EntitySpan(BaseModel):
+    """An entity span in a response: its label, tokens, characters (text input) and probability."""
+
     label: str
     start: int = Field(description="first token index")
     end: int = Field(description="token index after the last token")
@@ -62,7 +64,7 @@ class TagResult(BaseModel):
     scores: list[float] | None = None
     top_k: list[list[TagScore]] | None = None
     offsets: list[tuple[int, int]] | None = Field(None, description="[start, end) character offsets into the text")
-    spans: list[Span] | None = None
+    spans: list[EntitySpan] | None = None
 
 
 class TagResponse(BaseModel):

@@ -24,6 +24,16 @@ def first_sentences(source: Path, target: Path, n: int) -> Path:
     return target
 
 
+NEEDS = ("trains", "data", "server", "install", "browser")  # markers of what a test needs, each one slow
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs a trained model, whole corpora, a server, an install or a browser is also `slow`."""
+    for item in items:
+        if any(item.get_closest_marker(need) for need in NEEDS):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ewt_sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small EWT train/dev/test files cut from the real treebank."""

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.trains
 
 LIMITS = {"max_sentences": 4, "max_tokens": 20, "max_token_chars": 15, "max_text_chars": 200, "max_body_bytes": 4096}
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from service.batcher import Batcher, BatchLimits, DeadlineExceeded, Draining, QueueFull, Item, choose
+from service.batcher import Batcher, BatchLimits, DeadlineExceeded, Draining, Item, QueueFull, choose
 from service.metrics import create_metrics
 from tagger.encoding import Batch, Encoded
 

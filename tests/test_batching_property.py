@@ -21,7 +21,7 @@ from service.settings import Settings
 from tagger.decoding import Decoded
 from tagger.runtime import Runtime, load_runtime
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.trains
 WORDS = ["The", "cat", "sat", "on", "the", "mat", ".", "Paris", "1984", "don't", "xylophone", "!", "U.S.", "re-do"]
 
 

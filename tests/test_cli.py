@@ -12,7 +12,7 @@ import pytest
 from cli.main import main
 from tagger.readers import read_columns, read_conllu
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.trains
 
 
 def test_evaluate_json_on_an_export_and_its_checkpoint_agree(

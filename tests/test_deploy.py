@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import free_port, get, post, wait_ready
+
 from .conftest import ROOT
-from .test_server import free_port, get, post, wait_ready
 
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"

@@ -15,10 +15,9 @@ import torch
 
 from tagger.artifact import METADATA_FILE, MODEL_FILE
 from tagger.runtime import load_runtime
+from tests.synthetic import NAMES, ner_config
 
-from .test_ner import NAMES, ner_config
-
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.trains
 
 DIM = 50  # what GloVe 6B 50d gives, and so model.word_dim
 
@@ -58,9 +57,10 @@ def test_ensemble_scores_are_the_mean_of_its_members(members: list[Path]) -> Non
     from model.ensemble import load_ensemble
     from model.predict import predict_scores
 
-    ensemble, configs, vocab, _ = load_ensemble(members)
+    loaded = load_ensemble(members)
+    ensemble, configs, vocab = loaded.model, loaded.configs, loaded.vocab
     sentences = read_split(configs[0].data, configs[0].data.dev)
-    singles = [predict_scores(load_checkpoint(m)[0], vocab, sentences) for m in members]
+    singles = [predict_scores(load_checkpoint(m).model, vocab, sentences) for m in members]
     pooled = predict_scores(ensemble, vocab, sentences)
     for i, scores in enumerate(pooled):
         np.testing.assert_allclose(scores, (singles[0][i] + singles[1][i]) / 2, atol=1e-5)
@@ -72,8 +72,9 @@ def test_the_pooled_model_decodes_the_sequence_the_members_agree_on_best(members
     from model.checkpoint import decoder_of, load_checkpoint
     from model.ensemble import load_ensemble
 
-    ensemble, configs, vocab, _ = load_ensemble(members)
-    singles = [load_checkpoint(m)[0].crf for m in members]
+    loaded = load_ensemble(members)
+    ensemble, configs, vocab = loaded.model, loaded.configs, loaded.vocab
+    singles = [load_checkpoint(m).model.crf for m in members]
     decoder = decoder_of(ensemble.crf, configs[0], vocab)
     k, length = len(vocab.tags), 3
     sequences = torch.tensor(list(itertools.product(range(k), repeat=length)))  # (k^3, 3)
@@ -117,7 +118,8 @@ def test_an_ensemble_exports_in_int8_and_serves_like_one_model(members: list[Pat
     from model.predict import predict_scores
     from model.storage import round_weights
 
-    ensemble, configs, vocab, _ = load_ensemble(members)
+    loaded = load_ensemble(members)
+    ensemble, configs, vocab = loaded.model, loaded.configs, loaded.vocab
     round_weights(ensemble, "int8")
     dev = read_split(configs[0].data, configs[0].data.dev)
     decoder = decoder_of(ensemble.crf, configs[0], vocab)
@@ -141,7 +143,7 @@ def test_an_ensemble_needs_two_members(members: list[Path]) -> None:
     from model.ensemble import Ensemble
 
     with pytest.raises(ValueError, match="at least 2 members, got 1"):
-        Ensemble([load_checkpoint(members[0])[0]], None)
+        Ensemble([load_checkpoint(members[0]).model], None)
 
 
 def test_tagger_evaluate_scores_an_ensemble_of_checkpoints(
@@ -154,7 +156,8 @@ def test_tagger_evaluate_scores_an_ensemble_of_checkpoints(
     from model.predict import predict_scores
     from tagger.evaluation import evaluate
 
-    ensemble, configs, vocab, _ = load_ensemble(members)
+    loaded = load_ensemble(members)
+    ensemble, configs, vocab = loaded.model, loaded.configs, loaded.vocab
     dev = read_split(configs[0].data, configs[0].data.dev)
     decoder = decoder_of(ensemble.crf, configs[0], vocab)
     expected = evaluate(

@@ -81,7 +81,7 @@ def test_span_scores_match_seqeval_on_random_noisy_sequences() -> None:
     assert_matches_seqeval(noise, predicted)  # invalid sequences on both sides
 
 
-@pytest.mark.slow
+@pytest.mark.data
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data sets not found at {DATA}")
 def test_span_scores_match_seqeval_on_wnut17_dev_with_every_7th_tag_corrupted() -> None:
     gold = [list(s.tags) for s in read_columns(DATA / "wnut17" / "dev.conll")]

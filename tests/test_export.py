@@ -13,7 +13,7 @@ from tagger.artifact import FORMAT_VERSION, METADATA_FILE, MODEL_FILE, ArtifactE
 from tagger.readers import read_conllu
 from tagger.runtime import load_runtime
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.trains
 
 
 def test_export_folder_describes_itself(tiny_export: Path, tiny_config) -> None:
@@ -37,7 +37,8 @@ def test_onnx_runtime_matches_pytorch_in_mixed_length_batches(tiny_run: Path, ti
     from model.checkpoint import load_checkpoint
     from model.predict import predict_scores
 
-    model, _, vocab, _ = load_checkpoint(tiny_run)
+    checkpoint = load_checkpoint(tiny_run)
+    model, vocab = checkpoint.model, checkpoint.vocab
     sentences = read_conllu(tiny_config.data.dev)
     reference = predict_scores(model, vocab, sentences)
     runtime = load_runtime(tiny_export)

@@ -30,9 +30,9 @@ from service.routes import DISCONNECT_GRACE_S
 from service.settings import Settings
 from tagger.decoding import Decoded, ScoredSpan, Tagged, top_k
 from tagger.encoding import Encoded
-from tests.live import abandon_request, metrics, serving, until
+from tests.helpers import abandon_request, metrics, serving, until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.trains, pytest.mark.server]
 JSON = {"content-type": "application/json"}
 
 

@@ -25,9 +25,9 @@ from service.routes import DISCONNECT_GRACE_S
 from service.settings import Settings
 from tagger.encoding import Batch
 from tagger.runtime import Runtime
-from tests.live import abandon_request, metrics, serving, until
+from tests.helpers import abandon_request, metrics, serving, until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.trains, pytest.mark.server]
 
 
 @dataclass

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import ROOT
-from .test_server import free_port, get, post, wait_ready
+from tests.helpers import free_port, get, post, wait_ready
 
-pytestmark = pytest.mark.slow
+from .conftest import ROOT
+
+pytestmark = pytest.mark.server
 SENTENCES = [["The", "cat", "sat", "."], ["Hello", "world"], ["Prometheus", "scrapes", "every", "replica", "."]]
 REQUESTS = 7  # each with all three sentences: 21 sentences, 77 tokens
 

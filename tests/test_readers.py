@@ -21,7 +21,7 @@ from tagger.schemes import convert, detect_scheme
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data sets not found at {DATA}")
-reads_corpus = pytest.mark.slow
+reads_corpus = pytest.mark.data
 
 
 def write(path: Path, text: str, newline: str = "\n", bom: bool = False) -> Path:

@@ -17,7 +17,7 @@ from service.registry import Served
 from service.server import DrainingServer
 from service.settings import Settings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.trains, pytest.mark.server]
 
 
 def test_ready_only_after_warm_up_and_not_while_draining(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

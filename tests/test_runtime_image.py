@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
-from .test_server import free_port, post, wait_ready
+from tests.helpers import free_port, post, wait_ready
 
-pytestmark = pytest.mark.slow
+from .conftest import ROOT
+
+pytestmark = [pytest.mark.install, pytest.mark.server]
 
 
 def test_the_runtime_install_serves_the_shipped_models_without_torch(tmp_path: Path) -> None:

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port, post, wait_ready
+
 from .conftest import ROOT
-from .test_server import free_port, post, wait_ready
 
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.install,
+    pytest.mark.server,
     pytest.mark.skipif(sys.platform != "linux", reason="needs Linux mount namespaces"),
 ]
 IMAGE_PATHS = ("/opt/tagger", "/srv/tagger")  # where the Dockerfile puts the venv and the models

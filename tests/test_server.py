@@ -2,74 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.live import free_port, until
+from tests.helpers import free_port, post, start_server, until, wait_ready
 
-pytestmark = pytest.mark.slow
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def post(url: str, body: dict) -> tuple[int, bytes]:
-    request = urllib.request.Request(
-        url, json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def start(models: Path, port: int, **env: str) -> subprocess.Popen[str]:
-    environment = {**os.environ, "TAGGER_DEFAULT_MODEL": "tiny", **env}
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--models", str(models), "--port", str(port)],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        try:
-            if get(f"{base}/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server never became ready")
+pytestmark = [pytest.mark.trains, pytest.mark.server]
 
 
 @pytest.fixture
 def server(models_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     # a slow-ish batcher (10 ms wait) so SIGTERM lands while work is queued
-    process = start(models_dir, port, TAGGER_MAX_WAIT_MS="10")
+    process = start_server(models_dir, port, TAGGER_MAX_WAIT_MS="10")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process)
@@ -82,7 +34,7 @@ def server(models_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
 
 def test_inference_processes_end_with_the_server_even_when_it_is_killed(models_dir: Path) -> None:
     port = free_port()
-    process = start(models_dir, port)
+    process = start_server(models_dir, port)
     try:
         wait_ready(f"http://127.0.0.1:{port}", process)
         children = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
@@ -132,13 +84,13 @@ def test_a_corrupt_model_stops_start_up_naming_the_file(models_dir: Path, tmp_pa
     with open(broken / "tiny" / "model.onnx", "r+b") as f:
         f.seek(50)
         f.write(b"garbage")
-    process = start(broken, free_port())
+    process = start_server(broken, free_port())
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 2
     assert "tiny/model.onnx: sha256" in output and "Traceback" not in output
 
 
 def test_a_missing_models_folder_stops_start_up(tmp_path: Path) -> None:
-    process = start(tmp_path / "nowhere", free_port())
+    process = start_server(tmp_path / "nowhere", free_port())
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 2 and "nowhere: models folder does not exist" in output

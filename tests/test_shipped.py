@@ -15,7 +15,7 @@ from tagger.runtime import load_runtime
 
 from .conftest import EWT, ROOT, need
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.data
 EN_UPOS = ROOT / "exports" / "en-upos"
 
 

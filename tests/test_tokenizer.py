@@ -237,7 +237,7 @@ def gold_spans(text: str, forms: tuple[str, ...]) -> list[tuple[int, int]] | Non
     return spans
 
 
-@pytest.mark.slow
+@pytest.mark.data
 @needs_ewt
 @pytest.mark.parametrize(("split", "min_exact", "min_f1"), [("dev", 0.94, 0.99), ("test", 0.94, 0.99)])
 def test_agrees_with_gold_ewt_tokenization(split: str, min_exact: float, min_f1: float) -> None:

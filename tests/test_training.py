@@ -13,11 +13,11 @@ from model.checkpoint import load_checkpoint
 from model.config import Config
 from model.train import train
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.trains
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)[0].state_dict()
+    return load_checkpoint(path).model.state_dict()
 
 
 def test_a_run_folder_holds_checkpoints_log_curve_and_scores(tiny_run: Path) -> None:
@@ -61,7 +61,8 @@ def test_glove_initialises_known_words_and_freezes_the_rest(tiny_config: Config,
         model=dataclasses.replace(tiny_config.model, glove=True, word_dim=50, glove_top_k=2000),
         train=dataclasses.replace(tiny_config.train, epochs=1),
     )
-    model, _, vocab, _ = load_checkpoint(train(config, tmp_path / "glove"))
+    checkpoint = load_checkpoint(train(config, tmp_path / "glove"))
+    model, vocab = checkpoint.model, checkpoint.vocab
     words, vectors = load_glove(2000)
     frozen = vocab.words[len(vocab.words) - len(model.frozen_words) :]
     assert len(frozen) > 100  # GloVe words never seen in the training sample
@@ -77,7 +78,7 @@ def test_averaging_the_last_epochs_keeps_whichever_scores_better(tiny_config: Co
     assert "averaged_dev_metric" not in log[0]  # one epoch is no average
     assert all("averaged_dev_metric" in entry for entry in log[1:])
     candidates = [max(e["dev_metric"], e.get("averaged_dev_metric", -1.0)) for e in log]
-    _, _, _, state = load_checkpoint(best)
+    state = load_checkpoint(best).state
     assert state["dev_metric"] == max(candidates)
     assert state["epoch"] == 1 + candidates.index(max(candidates))
     chosen = log[state["epoch"] - 1]
@@ -113,7 +114,7 @@ def test_out_of_range_training_options_are_refused(
 def test_averaged_weights_are_the_mean_of_the_snapshots(tiny_run: Path) -> None:
     from model.train import _averaged, _parameters
 
-    model = load_checkpoint(tiny_run / "last.pt")[0]
+    model = load_checkpoint(tiny_run / "last.pt").model
     first = _parameters(model)
     second = {name: p + 2.0 for name, p in first.items()}
     averaged = dict(_averaged(model, [first, second]).named_parameters())
@@ -148,7 +149,8 @@ def test_training_on_several_corpora_each_in_its_own_format(tiny_config: Config,
         train=TrainConfig(epochs=2, batch_size=8, seed=3, lowercase=0.2, uppercase=0.1),
     )
     run = train(config, tmp_path / "run")
-    _, saved, vocab, _ = load_checkpoint(run)
+    checkpoint = load_checkpoint(run)
+    saved, vocab = checkpoint.config, checkpoint.vocab
     assert "paris" in vocab.words and "Rome".lower() in vocab.words  # both files are in the vocabulary
     assert saved.data.train_corpora() == data.train  # the list round-trips through config.json
     assert Config.load(run.parent / "config.json") == saved

@@ -1,0 +1,113 @@
+"""Helpers for tests that drive a live server: a free port, waiting for a condition, HTTP calls, /metrics,
+a server in a thread of the test (`serving`) or as a process of its own (`start_server`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the server"
+        time.sleep(0.01)
+
+
+def metrics(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
+def abandon_request(port: int, body: bytes, queued: Callable[[], bool], linger: float) -> None:
+    """POST `body` to /v1/tag on a raw connection and close it, unanswered, once `queued()` holds and
+    `linger` seconds (the server's disconnect grace) have passed."""
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(
+            b"POST /v1/tag HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        until(queued)
+        time.sleep(linger)
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[tuple[str, int]]:
+    """Run `app` under uvicorn in a thread on a free port until ready; yields (base URL, port)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        until(lambda: getattr(getattr(app.state, "tagger", None), "ready", False), seconds=60)
+        yield f"http://127.0.0.1:{port}", port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    """(status, body) of a GET, errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def post(url: str, body: dict) -> tuple[int, bytes]:
+    """(status, body) of a JSON POST, errors included."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def start_server(models: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    """`tagger serve` on 127.0.0.1:port as a process of its own, serving `models` (default model "tiny")."""
+    environment = {**os.environ, "TAGGER_DEFAULT_MODEL": "tiny", **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--models", str(models), "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    """Wait until /readyz answers 200; fail with the server's output if it exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if get(f"{base}/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server never became ready")
