@@ -3,6 +3,13 @@
 The guard reads a POST body once, bounded by `max_body_bytes`, and refuses it
 before any parsing when it is too large (413), not JSON (415) or not UTF-8
 (400); the app then reads the same bytes from memory.
+
+A body too large is read on and thrown away (up to `DRAIN_FACTOR` times the
+limit) before the 413 goes out: many clients (Python's urllib, with its
+`Connection: close`) write the whole body before they read, and a server that
+answers and closes with unread bytes makes the kernel reset the connection,
+so the client sees a broken pipe instead of the 413. A client that asked for
+`Expect: 100-continue` has sent nothing yet, and is answered at once.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from service.errors import error_response
 from service.metrics import Metrics
 from service.schemas import ErrorDetail
 
+DRAIN_FACTOR = 8  # a body over the limit is read and discarded up to this many times the limit, then answered
+
 
 class RequestGuard:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
@@ -29,10 +38,13 @@ class RequestGuard:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self._check_headers(headers)
-        body = b""
+        body, unread = b"", True
         if refusal is None:
-            body, refusal = await self._read(receive)
+            body, refusal, unread = await self._read(receive)
         if refusal is not None:
+            expecting = headers.get("expect", "").lower() == "100-continue"  # nothing sent until we say go on
+            if refusal.reason == "body_too_large" and unread and not expecting:
+                await self._discard(receive)
             await error_response(refusal)(scope, receive, send)
             return
         replayed = False
@@ -60,16 +72,18 @@ class RequestGuard:
             return self._too_large(int(length))
         return None
 
-    async def _read(self, receive: Receive) -> tuple[bytes, ErrorDetail | None]:
+    async def _read(self, receive: Receive) -> tuple[bytes, ErrorDetail | None, bool]:
+        """(body, refusal or None, whether part of the body is still unread)."""
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b"", ErrorDetail(status=400, reason="client_disconnected", message="client left mid-body")
+                gone = ErrorDetail(status=400, reason="client_disconnected", message="client left mid-body")
+                return b"", gone, False
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                return b"", self._too_large(size)
+                return b"", self._too_large(size), bool(message.get("more_body", False))
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -77,10 +91,18 @@ class RequestGuard:
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as err:
-            return b"", ErrorDetail(
-                status=400, reason="invalid_utf8", message=f"body is not valid UTF-8 (byte offset {err.start})"
-            )
-        return body, None
+            bad = f"body is not valid UTF-8 (byte offset {err.start})"
+            return b"", ErrorDetail(status=400, reason="invalid_utf8", message=bad), False
+        return body, None, False
+
+    async def _discard(self, receive: Receive) -> None:
+        """Read the rest of a refused body and drop it, up to DRAIN_FACTOR x the limit (the body timeout applies)."""
+        read = 0
+        while read <= DRAIN_FACTOR * self.max_body_bytes:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                return
+            read += len(message.get("body", b""))
 
     def _too_large(self, size: int) -> ErrorDetail:
         return ErrorDetail(

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import gc
 import logging
+import resource
 import signal
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.app import create_app
+from service.protocol import ConnectionLimits, guarded_protocol
 from service.routes import AppState
 from service.settings import Settings
+
+log = logging.getLogger("tagger")
+# descriptors kept for the server's own work beyond its connections: inference processes and their sockets,
+# model files, the event loop, logs
+FD_RESERVE = 64
 
 
 class DrainingServer(uvicorn.Server):
@@ -47,19 +55,62 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one (a busy server needs descriptors); return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def connection_limits(settings: Settings, open_files: int) -> ConnectionLimits:
+    """The connection limits asked for, with the connection cap lowered to leave FD_RESERVE descriptors free."""
+    fitting = max(1, open_files - FD_RESERVE)
+    if settings.max_connections > fitting:
+        log.warning(
+            "TAGGER_MAX_CONNECTIONS=%d does not fit the open-files limit of %d (%d kept in reserve); using %d",
+            settings.max_connections,
+            open_files,
+            FD_RESERVE,
+            fitting,
+        )
+    return ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=min(settings.max_connections, fitting),
+    )
+
+
+def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """uvicorn as the service runs it: the guarded HTTP protocol, no access log, a drain as long as a request."""
+    state: AppState = app.state.tagger
+    limits = connection_limits(settings, open_files_limit())
+    protocol = guarded_protocol(limits, on_refusal=lambda reason: state.metrics.rejections.labels(reason).inc())
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": protocol,
+        "log_level": "info",
+        "access_log": False,  # request metrics cover it; a log line per request costs throughput
+        "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
 def serve(settings: Settings) -> None:
     """Load and verify the models, then serve until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     tune_garbage_collector()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=False,  # request metrics cover it; a log line per request costs throughput
-        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
-    )
+    config = uvicorn_config(app, settings)
     # uvicorn re-raises the captured signal once it has shut down; with these
     # handlers in place that ends here, so a completed drain exits with status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):

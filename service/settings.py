@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size (413 above)")
     max_top_k: int = Field(10, ge=1, description="largest top_k a request may ask for")
 
+    # connections (service.protocol: refused below the app, before anything is buffered past the limit)
+    max_header_bytes: int = Field(16384, ge=1024, description="request line, and all headers together (414/431)")
+    max_headers: int = Field(100, ge=8, description="headers per request (431 above)")
+    header_timeout_s: float = Field(10.0, gt=0.0, description="for a request's headers to arrive (408 after)")
+    body_timeout_s: float = Field(30.0, gt=0.0, description="for a request's body to arrive after its headers")
+    max_connections: int = Field(
+        1000, ge=1, description="open connections; more are answered 503 and closed (lowered to fit the fd limit)"
+    )
+
     # dynamic batching
     batching: bool = Field(True, description="false: every sentence runs alone (batch size 1)")
     max_batch_sentences: int = Field(64, ge=1, description="sentences per batch")

@@ -36,12 +36,29 @@ def _too_many(field: str, what: str, count: int, limit: int, setting: str) -> Ap
     )
 
 
+def _check_unicode(field: str, value: str) -> None:
+    """Refuse a lone UTF-16 surrogate (JSON allows `"\\ud800"`): no answer holding it could be encoded."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ApiError(
+            422,
+            "invalid_unicode",
+            f"{field} holds a lone UTF-16 surrogate (U+{ord(value[err.start]):04X}) at character {err.start}; "
+            "send text as UTF-8, or escape a character beyond U+FFFF as a surrogate pair",
+            field,
+        ) from None
+
+
 def _check_tokens(field: str, tokens: list[str], settings: Settings) -> None:
     if len(tokens) > settings.max_tokens:
         raise _too_many(field, "tokens", len(tokens), settings.max_tokens, "TAGGER_MAX_TOKENS")
     for j, token in enumerate(tokens):
         if not token.strip():
             raise ApiError(422, "empty_token", f"{field}[{j}] is an empty or blank token", f"{field}[{j}]")
+        _check_unicode(f"{field}[{j}]", token)
         if len(token) > settings.max_token_chars:
             raise _too_many(
                 f"{field}[{j}]", "characters", len(token), settings.max_token_chars, "TAGGER_MAX_TOKEN_CHARS"
@@ -77,6 +94,7 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
                 raise _too_many(
                     f"texts[{i}]", "characters", len(text), settings.max_text_chars, "TAGGER_MAX_TEXT_CHARS"
                 )
+            _check_unicode(f"texts[{i}]", text)
             found = tokenize(text)
             if not found:
                 raise ApiError(422, "empty_text", f"texts[{i}] has no tokens (empty or only whitespace)", f"texts[{i}]")

@@ -53,9 +53,13 @@ def abandon_request(port: int, body: bytes, queued: Callable[[], bool], linger: 
 
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[tuple[str, int]]:
-    """Run `app` under uvicorn in a thread on a free port until ready; yields (base URL, port)."""
+    """Run `app` under uvicorn, configured as `tagger serve` runs it, in a thread on a free port until ready;
+    yields (base URL, port)."""
+    from service.server import uvicorn_config
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn_config(app, app.state.tagger.settings, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
