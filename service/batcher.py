@@ -1,28 +1,22 @@
 """Dynamic batching: turn a stream of sentences into well-packed batches, and hand results back.
 
-`BatchQueue` holds one model's waiting sentences and forms batches; it is
-shared by the two ways a model runs. In an inference process of its own
-(`service.remote.RemoteBatcher` and `service.worker`, the default) one thread
-there reads requests and runs batches. In this process (`Batcher`,
-TAGGER_INFERENCE_PROCESS=false), requests queue sentences each with an
-asyncio future, and inference threads run batches. Routes see either through
-one face, `ModelBatcher`.
-There is no fixed window either way: work is taken the moment the model is
-free, so a lone request on an idle server runs at once, and under load the
-queue fills while the previous batch runs, which is what makes the next batch
-large.
+`BatchQueue` holds one model's waiting sentences and forms batches
+(`service.scheduling`: fair between requests, similar lengths, short in
+time); it is shared by the two ways a model runs. In an inference process of
+its own (`service.remote.RemoteBatcher` and `service.worker`, the default)
+one thread there reads requests and runs batches. In this process
+(`Batcher`, TAGGER_INFERENCE_PROCESS=false), requests queue sentences each
+with an asyncio future, and inference threads run batches. Routes see either
+through one face, `ModelBatcher`. There is no fixed window either way: work
+is taken the moment the model is free, so a lone request on an idle server
+runs at once, and under load the queue fills while the previous batch runs,
+which is what makes the next batch large.
 
 The inference side forms its own batches instead of waiting for the event
 loop to hand them one: the loop is busy parsing requests under load, and a
 batch formed by a coroutine would wait its turn among them while the model
-sits idle.
-
-Forming a batch: the oldest waiting sentence always goes in (nothing starves);
-the others are chosen by closeness of length to it, while the padded size
-(sentences x longest) stays within the token budget, the share of padding
-within its limit, and the count within the batch size. Sentences whose
-request gave up (deadline, disconnect) are dropped before they cost compute.
-Nothing here knows HTTP.
+sits idle. Sentences whose request gave up (deadline, disconnect) are dropped
+before they cost compute. Nothing here knows HTTP.
 """
 
 from __future__ import annotations
@@ -32,13 +26,15 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from service.metrics import Metrics
-from service.settings import Settings
+from service.scheduling import BatchLimits, Item, Speed, T, Turns, choose, take
 from tagger.decoding import Tagged
 from tagger.encoding import Batch, Encoded, pad
+
+__all__ = ["BatchLimits", "BatchQueue", "Batcher", "Item", "ModelBatcher", "choose", "take"]
+R = TypeVar("R")
 
 
 class QueueFull(Exception):
@@ -57,27 +53,38 @@ class WorkerLost(Exception):
     """The process running a model's inference exited with sentences in flight."""
 
 
-@dataclass(frozen=True)
-class BatchLimits:
-    """How batches are formed and how much may wait: per batch, not per request (those are `Settings.max_*`)."""
+class TooSlow(Exception):
+    """A request that could not finish before its deadline at the model's measured speed, even alone."""
 
-    batch_sentences: int = 64
-    batch_tokens: int = 4096  # padded: sentences x longest
-    max_padding: float = 0.1  # largest share of padded positions in a batch (the oldest sentence always goes)
-    max_wait: float = 0.0  # seconds to wait for a fuller batch; 0 = never wait
-    queue_size: int = 4096
-    workers: int = 1
 
-    @classmethod
-    def of(cls, settings: Settings) -> BatchLimits:
-        """The batch limits the settings ask for (TAGGER_BATCHING=false: one sentence a batch, no wait)."""
-        return cls(
-            batch_sentences=settings.max_batch_sentences if settings.batching else 1,
-            batch_tokens=settings.max_batch_tokens,
-            max_padding=settings.max_batch_padding,
-            max_wait=settings.max_wait_ms / 1000 if settings.batching else 0.0,
-            queue_size=settings.queue_size,
-            workers=settings.inference_workers,
+class Overloaded(Exception):
+    """The work queued ahead would keep a request past its deadline; `retry_after` seconds should clear it."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def admit(name: str, speed: Speed, queued_slots: int, slots: int, seconds_left: float) -> None:
+    """Refuse at once a request its deadline cannot cover at the model's measured speed (no guess: admit).
+
+    `slots` is the request's tokens (padding aside), `queued_slots` what is ahead of it.
+    """
+    alone, ahead = speed.seconds(slots), speed.seconds(queued_slots)
+    if alone is None or ahead is None:
+        return
+    if alone > seconds_left:
+        fits = int(slots * seconds_left / alone)
+        raise TooSlow(
+            f"the request has {slots} tokens; model {name!r} runs about {speed.slots_per_second:,.0f} tokens/s, "
+            f"so it needs about {alone:.1f} s, past the {seconds_left:g} s deadline (TAGGER_REQUEST_TIMEOUT_S); "
+            f"send at most about {fits} tokens per request"
+        )
+    if alone + ahead > seconds_left:
+        raise Overloaded(
+            f"model {name!r} has about {ahead:.1f} s of work queued; this request would not finish within the "
+            f"{seconds_left:g} s deadline (TAGGER_REQUEST_TIMEOUT_S)",
+            retry_after=alone + ahead - seconds_left,
         )
 
 
@@ -113,65 +120,6 @@ class ModelBatcher(Protocol):
         """Refuse new work, finish what is queued, stop."""
 
 
-T = TypeVar("T")  # what the submitter holds to answer an item: a future here, a `SentenceKey` in an inference process
-R = TypeVar("R")
-
-
-@dataclass(eq=False)
-class Item(Generic[T]):
-    """One queued sentence and what its submitter needs to answer it."""
-
-    sentence: Encoded
-    ticket: T
-    enqueued: float
-    deadline: float
-    length: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.length = len(self.sentence)
-
-
-def choose(items: Sequence[Item[T]], limits: BatchLimits) -> list[Item[T]]:
-    """Pick a batch: the oldest item plus the closest in length, within the limits.
-
-    A sentence joins only if the padded size (sentences x longest) stays within
-    `batch_tokens` and the share of padding within `max_padding`: a batch of
-    similar lengths costs what its words cost, while one long sentence among
-    short ones would make every row pay for its length.
-
-    Example: lengths [10, 3, 11, 50] (oldest first), batch_tokens 40 and
-    max_padding 0.5 -> the items of length 10, 11 and 3 (3 x 11 = 33 slots,
-    24 words: 27% padding; adding 50 would need 200 slots).
-    """
-    anchor = items[0]
-    rest = sorted(items[1:], key=lambda it: abs(it.length - anchor.length))
-    chosen, longest, words = [anchor], anchor.length, anchor.length
-    for item in rest:
-        if len(chosen) == limits.batch_sentences:
-            break
-        widest = max(longest, item.length)
-        slots = widest * (len(chosen) + 1)
-        if slots > limits.batch_tokens or 1.0 - (words + item.length) / slots > limits.max_padding:
-            continue
-        chosen.append(item)
-        longest, words = widest, words + item.length
-    return chosen
-
-
-def take(
-    pending: Sequence[Item[T]], limits: BatchLimits, now: float, gone: Callable[[Item[T]], bool]
-) -> tuple[list[Item[T]], list[Item[T]], list[Item[T]]]:
-    """Split a queue into (next batch, late, still waiting); items nobody waits for (`gone`) are dropped."""
-    live: list[Item[T]] = []
-    late: list[Item[T]] = []
-    for item in pending:
-        if not gone(item):
-            (late if now > item.deadline else live).append(item)
-    batch = choose(live, limits) if live else []
-    taken = set(map(id, batch))
-    return batch, late, [item for item in live if id(item) not in taken]
-
-
 def observe_batch(metrics: Metrics, name: str, sentences: int, slots: int, words: int, seconds: float) -> None:
     """Record one batch run: its inference time, size, padded size and padding share."""
     metrics.inference_time.labels(name).observe(seconds)
@@ -190,10 +138,18 @@ class BatchQueue(Generic[T]):
     waits for.
     """
 
-    def __init__(self, name: str, limits: BatchLimits, gone: Callable[[Item[T]], bool] = lambda item: False) -> None:
+    def __init__(
+        self,
+        name: str,
+        limits: BatchLimits,
+        gone: Callable[[Item[T]], bool] = lambda item: False,
+        speed: Speed | None = None,
+    ) -> None:
         self.name = name
         self.limits = limits
+        self.speed = speed if speed is not None else Speed()
         self._gone = gone
+        self._turns = Turns()
         self._pending: list[Item[T]] = []
         self._changed = threading.Condition(threading.RLock())
         self.draining = False
@@ -240,8 +196,17 @@ class BatchQueue(Generic[T]):
     def take_now(self) -> tuple[list[Item[T]], list[Item[T]]]:
         """(next batch, items past their deadline), without waiting; both empty if nothing is queued."""
         with self._changed:
-            batch, late, self._pending = take(self._pending, self.limits, time.perf_counter(), self._gone)
+            budget = self.speed.budget(self.limits.max_batch_seconds)
+            batch, late, self._pending = take(
+                self._pending, self.limits, time.perf_counter(), self._gone, self._turns, budget
+            )
             return batch, late
+
+    @property
+    def queued_slots(self) -> int:
+        """Tokens waiting (padding aside)."""
+        with self._changed:
+            return sum(item.length for item in self._pending)
 
     def fill_time(self) -> float:
         """Seconds to wait for the next batch to fill up under `max_wait` (0: take it now)."""
@@ -271,7 +236,7 @@ class Batcher(Generic[R]):
         run: Callable[[Batch], Sequence[R]],
         limits: BatchLimits,
         metrics: Metrics,
-        warm_up: Callable[[], None] | None = None,
+        warm_up: Callable[[], float | None] | None = None,
     ) -> None:
         self.name = name
         self._run = run
@@ -282,6 +247,8 @@ class Batcher(Generic[R]):
         self._queue: BatchQueue[asyncio.Future[R]] = BatchQueue(name, limits, gone=_future_done)
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._requests = 0
+        self._running_slots = 0  # tokens of the batches being run
 
     @property
     def depth(self) -> int:
@@ -307,17 +274,23 @@ class Batcher(Generic[R]):
             thread.start()
 
     async def ready(self) -> None:
-        """Run the warm-up (if any) off the event loop; the model is ready after it."""
+        """Run the warm-up (if any) off the event loop; the model is ready after it. A warm-up may return the
+        padded tokens per second it measured: the first speed estimate."""
         if self._warm_up is not None:
-            await asyncio.to_thread(self._warm_up)
+            rate = await asyncio.to_thread(self._warm_up)
+            if rate:
+                self._queue.speed.slots_per_second = rate
 
     def submit(self, sentences: Sequence[Encoded], deadline: float, details: bool = True) -> list[asyncio.Future[R]]:
         """Queue sentences (all or none); each future resolves to that sentence's result (`details`: unused here,
         the result is in this process anyway)."""
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
+        ahead = self._queue.queued_slots + self._running_slots
+        admit(self.name, self._queue.speed, ahead, sum(len(s) for s in sentences), deadline - now)
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in sentences]
-        self._queue.put([Item(s, f, now, deadline) for s, f in zip(sentences, futures, strict=True)])
+        request, self._requests = self._requests, self._requests + 1
+        self._queue.put([Item(s, f, now, deadline, request) for s, f in zip(sentences, futures, strict=True)])
         self._metrics.queue_depth.labels(self.name).set(self._queue.depth)
         return futures
 
@@ -342,12 +315,17 @@ class Batcher(Generic[R]):
         queue_wait = self._metrics.queue_wait.labels(self.name)
         for item in batch:
             queue_wait.observe(started - item.enqueued)
+        words = sum(item.length for item in batch)
+        self._running_slots += words
         try:
             results = self._run(padded)
         except Exception as err:  # a failed batch fails its requests, never the thread
             self._call(_fail, batch, err)
             return
+        finally:
+            self._running_slots -= words
         finished = time.perf_counter()
+        self._queue.speed.record(padded.words.size, finished - started)
         words = int(padded.lengths.sum())
         observe_batch(self._metrics, self.name, len(batch), padded.words.size, words, finished - started)
         latency = self._metrics.sentence_latency.labels(self.name)

@@ -7,7 +7,7 @@ codebase):
     server -> worker   Submit(request, sentences, seconds_left, details)
                        Cancel(request)                  the request gave up
                        Drain()                          finish the queue, then exit
-    worker -> server   Ready() | LoadError(message)
+    worker -> server   Ready(slots_per_second) | LoadError(message)
                        BatchDone(report, results)       one Result per sentence run
                        Failed(keys, message)            the model raised
                        Refused(keys, message, reason)   the inference process's own queue bound
@@ -60,6 +60,8 @@ class Drain(NamedTuple):
 
 class Ready(NamedTuple):
     """Loaded and warmed up."""
+
+    slots_per_second: float | None  # padded tokens per second in warm-up (None: no warm-up)
 
 
 class LoadError(NamedTuple):

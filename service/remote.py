@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import worker
-from service.batcher import DeadlineExceeded, Draining, QueueFull, WorkerLost, observe_batch
+from service.batcher import DeadlineExceeded, Draining, QueueFull, WorkerLost, admit, observe_batch
 from service.messages import (
     BatchDone,
     Cancel,
@@ -39,6 +39,7 @@ from service.messages import (
     unframe,
 )
 from service.metrics import Metrics
+from service.scheduling import Speed
 from service.settings import Settings
 from tagger.decoding import Tagged
 from tagger.encoding import Encoded
@@ -52,11 +53,14 @@ DRAIN_TIMEOUT_S = 20.0  # for the inference process to finish its queue at shutd
 @dataclass(eq=False)
 class _Request:
     futures: list[asyncio.Future[Tagged]]
+    lengths: list[int]  # tokens per sentence
     submitted: float
-    left: int = field(init=False)
+    left: int = field(init=False)  # sentences not yet answered
+    tokens_left: int = field(init=False)  # and their tokens
 
     def __post_init__(self) -> None:
         self.left = len(self.futures)
+        self.tokens_left = sum(self.lengths)
 
 
 class _Connection(asyncio.Protocol):
@@ -88,6 +92,8 @@ class RemoteBatcher:
         self._requests: dict[int, _Request] = {}
         self._next_id = 0
         self._outstanding = 0  # sentences sent and not yet answered or given up
+        self._outstanding_tokens = 0  # their tokens
+        self._speed = Speed()  # of the inference process: from warm-up, then from its batch reports
         self._transport: asyncio.Transport | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -144,12 +150,15 @@ class RemoteBatcher:
             )
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
+        lengths = [len(s) for s in sentences]
+        admit(self.name, self._speed, self._outstanding_tokens, sum(lengths), deadline - now)
         request_id, self._next_id = self._next_id, self._next_id + 1
         futures: list[asyncio.Future[Tagged]] = [loop.create_future() for _ in sentences]
-        self._requests[request_id] = _Request(futures, now)
+        self._requests[request_id] = _Request(futures, lengths, now)
         if not self._outstanding:
             self._heard = time.monotonic()  # the wait for an answer starts now
         self._outstanding += len(sentences)
+        self._outstanding_tokens += sum(lengths)
         # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
         encoded = [(s.words, s.cases, s.chars) for s in sentences]
         self._write(frame(Submit(request_id, encoded, deadline - now, details)))
@@ -277,6 +286,8 @@ class RemoteBatcher:
         elif isinstance(message, Late):
             self._fail(message.keys, DeadlineExceeded("waited past the request deadline"))
         elif isinstance(message, Ready):
+            if message.slots_per_second:
+                self._speed.slots_per_second = message.slots_per_second
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         elif isinstance(message, LoadError):
@@ -287,13 +298,14 @@ class RemoteBatcher:
     def _deliver(self, done: BatchDone) -> None:
         m, name, report = self._metrics, self.name, done.report
         observe_batch(m, name, report.sentences, report.slots, report.words, report.seconds)
+        self._speed.record(report.slots, report.seconds)
         m.queue_depth.labels(name).set(report.depth)
         queue_wait, latency = m.queue_wait.labels(name), m.sentence_latency.labels(name)
         for wait in report.waits:
             queue_wait.observe(wait)
         now = time.perf_counter()
         for key, tagged in done.results:
-            request = self._answered(key.request)
+            request = self._answered(key)
             if request is not None:
                 latency.observe(now - request.submitted)
                 future = request.futures[key.position]
@@ -301,19 +313,21 @@ class RemoteBatcher:
                     future.set_result(tagged)
 
     def _fail(self, keys: list[SentenceKey], error: Exception) -> None:
-        for request_id, index in keys:
-            request = self._answered(request_id)
-            if request is not None and not request.futures[index].done():
-                request.futures[index].set_exception(error)
+        for key in keys:
+            request = self._answered(key)
+            if request is not None and not request.futures[key.position].done():
+                request.futures[key.position].set_exception(error)
 
-    def _answered(self, request_id: int) -> _Request | None:
+    def _answered(self, key: SentenceKey) -> _Request | None:
         """The request one more of whose sentences is answered (None if it gave up)."""
-        request = self._requests.get(request_id)
+        request = self._requests.get(key.request)
         if request is not None:
             self._outstanding -= 1
+            self._outstanding_tokens -= request.lengths[key.position]
+            request.tokens_left -= request.lengths[key.position]
             request.left -= 1
             if request.left == 0:
-                del self._requests[request_id]
+                del self._requests[key.request]
         return request
 
     def _cancel(self, request_id: int) -> None:
@@ -321,12 +335,13 @@ class RemoteBatcher:
         if request is None:
             return
         self._outstanding -= request.left
+        self._outstanding_tokens -= request.tokens_left
         self._write(frame(Cancel(request_id)))
 
     def _fail_all(self, error: Exception) -> None:
         """Answer every open request with `error`; nothing written for them may reach a later process."""
         self._backlog.clear()
-        requests, self._requests, self._outstanding = self._requests, {}, 0
+        requests, self._requests, self._outstanding, self._outstanding_tokens = self._requests, {}, 0, 0
         for request in requests.values():
             for future in request.futures:
                 if not future.done():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.batcher import DeadlineExceeded, Draining, QueueFull, WorkerLost
+from service.batcher import DeadlineExceeded, Draining, Overloaded, QueueFull, TooSlow, WorkerLost
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.registry import Served
@@ -103,8 +104,10 @@ async def _results(futures: Sequence[asyncio.Future[Tagged]], request: Request, 
     return list(done) if len(futures) > 1 else [done]
 
 
-def _refused(err: QueueFull | Draining | WorkerLost) -> ApiError:
+def _refused(err: QueueFull | Draining | WorkerLost | Overloaded) -> ApiError:
     """503s, each with the Retry-After that fits it."""
+    if isinstance(err, Overloaded):
+        return ApiError(503, "overloaded", str(err), headers={"Retry-After": str(max(1, math.ceil(err.retry_after)))})
     if isinstance(err, QueueFull):
         return ApiError(503, "queue_full", str(err), headers={"Retry-After": "1"})
     if isinstance(err, Draining):
@@ -123,7 +126,11 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     try:
         deadline = time.perf_counter() + settings.request_timeout_s
         futures = served.batcher.submit(prepared.encoded, deadline, details=body.scores or body.top_k > 0)
-    except (QueueFull, Draining, WorkerLost) as err:
+    except TooSlow as err:
+        raise ApiError(
+            422, "request_too_slow", str(err), "sentences" if body.sentences is not None else "texts"
+        ) from None
+    except (QueueFull, Draining, WorkerLost, Overloaded) as err:
         raise _refused(err) from None
     tagged = await _results(futures, request, settings.request_timeout_s)
     offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(tagged)

@@ -76,6 +76,7 @@ class TagResponse(BaseModel):
 class Limits(BaseModel):
     max_sentences: int
     max_tokens: int
+    max_request_tokens: int
     max_token_chars: int
     max_text_chars: int
     max_body_bytes: int

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # request limits (each refusal names the limit and its setting)
     max_sentences: int = Field(256, ge=1, description="sentences (or texts) per request")
     max_tokens: int = Field(512, ge=1, description="tokens per sentence")
+    max_request_tokens: int = Field(
+        16384, ge=1, description="tokens per request, all sentences together (what the shipped models tag in time)"
+    )
     max_token_chars: int = Field(1000, ge=1, description="characters per token")
     max_text_chars: int = Field(20_000, ge=1, description="characters per text")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size (413 above)")
@@ -49,6 +52,12 @@ class Settings(BaseSettings):
         0.1, ge=0.0, le=1.0, description="largest share of padded positions in a batch (sentences of similar length)"
     )
     max_wait_ms: float = Field(0.0, ge=0.0, le=1000.0, description="extra wait to fill a batch; 0 = none")
+    max_batch_ms: float = Field(
+        40.0,
+        ge=0.0,
+        description="cap a batch at this much work at the model's measured speed, so a request waits for at most "
+        "one short batch in flight; 0 = no cap",
+    )
     queue_size: int = Field(4096, ge=1, description="sentences waiting per model before 503")
     request_timeout_s: float = Field(10.0, gt=0.0, description="deadline per request before 504")
 

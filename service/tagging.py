@@ -101,6 +101,9 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
             tokens.append([t.text for t in found])
             offsets.append([(t.start, t.end) for t in found])
             _check_tokens(f"texts[{i}]", tokens[-1], settings)
+    total = sum(len(s) for s in tokens)
+    if total > settings.max_request_tokens:
+        raise _too_many(name, "tokens", total, settings.max_request_tokens, "TAGGER_MAX_REQUEST_TOKENS")
     return Prepared(tokens=tokens, offsets=offsets, encoded=[vocab.encode_sentence(s) for s in tokens])
 
 

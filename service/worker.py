@@ -108,7 +108,13 @@ class _Worker:
             now = time.perf_counter()
             deadline = now + message.seconds_left
             items = [
-                Item(Encoded(*s), Ticket(SentenceKey(message.request, i), message.details), now, deadline)
+                Item(
+                    Encoded(*s),
+                    Ticket(SentenceKey(message.request, i), message.details),
+                    now,
+                    deadline,
+                    message.request,
+                )
                 for i, s in enumerate(message.sentences)
             ]
             try:
@@ -131,6 +137,7 @@ class _Worker:
             self.send(Failed([item.ticket.key for item in batch], f"{type(err).__name__}: {err}"))
             return
         seconds = time.perf_counter() - started
+        self.queue.speed.record(padded.words.size, seconds)
         report = BatchReport(
             sentences=len(batch),
             slots=padded.words.size,
@@ -154,10 +161,10 @@ def main(folder: str, settings: Settings, sock: socket.socket) -> None:
     try:
         worker = _Worker(folder, settings, sock)
         if settings.warmup:
-            worker.runtime.warm_up()
+            worker.queue.speed.slots_per_second = worker.runtime.warm_up()
     except Exception as err:
         with contextlib.suppress(OSError):
             sock.sendall(frame(LoadError(f"{type(err).__name__}: {err}")))
         return
-    worker.send(Ready())
+    worker.send(Ready(worker.queue.speed.slots_per_second))
     worker.serve()

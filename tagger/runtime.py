@@ -7,6 +7,7 @@ the figures they print are the figures the service delivers.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +52,16 @@ class Runtime:
         """Run and decode a padded batch: one `Decoded` per sentence, in batch order."""
         return self.decoder.decode_batch(self.run(batch), batch.lengths)
 
-    def warm_up(self) -> None:
-        """Run the grid of batch shapes (WARMUP_SIZES x WARMUP_LENGTHS) once."""
+    def warm_up(self) -> float:
+        """Run the grid of batch shapes (WARMUP_SIZES x WARMUP_LENGTHS) once; returns the padded tokens per second
+        of its largest shapes (each at least 1,024 tokens), run a second time: a first speed estimate."""
         for size, length in itertools.product(WARMUP_SIZES, WARMUP_LENGTHS):
             self.tag(self.vocab.encode([["warm"] * length] * size))
+        large = [(s, n) for s, n in itertools.product(WARMUP_SIZES, WARMUP_LENGTHS) if s * n >= 1024]
+        started = time.perf_counter()
+        for size, length in large:
+            self.tag(self.vocab.encode([["warm"] * length] * size))
+        return sum(s * n for s, n in large) / max(time.perf_counter() - started, 1e-9)
 
     def tag_sentences(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[Decoded]:
         """Decoded sentences in input order (length-sorted batches inside)."""

@@ -159,3 +159,46 @@ async def test_max_wait_lets_a_batch_fill_up() -> None:
     await asyncio.gather(*first, *rest)
     assert model.batches == [[2, 2, 2, 2]]
     await batcher.drain()
+
+
+# --- fairness between requests, and requests that cannot make their deadline ---------------------
+
+
+def test_each_request_anchors_a_batch_in_turn() -> None:
+    from service.scheduling import Turns, take
+
+    loop = asyncio.new_event_loop()
+    big = [Item(sentence(30), loop.create_future(), 0.0, 1e9, request=1) for _ in range(6)]
+    small = [Item(sentence(3), loop.create_future(), 0.1, 1e9, request=2)]
+    loop.close()
+    limits, turns = BatchLimits(batch_tokens=60, max_padding=0.5), Turns()
+    first, _, waiting = take(big + small, limits, 0.0, lambda item: False, turns)
+    assert [item.request for item in first] == [1, 1]  # the big request arrived first: its turn
+    second, _, waiting = take(waiting, limits, 0.0, lambda item: False, turns)
+    assert second[0] is small[0]  # then the small one, though four of the big one's sentences are older
+    third, _, _ = take(waiting, limits, 0.0, lambda item: False, turns)
+    assert {item.request for item in third} == {1}
+
+
+def test_a_time_budget_caps_the_padded_size_of_a_batch() -> None:
+    from service.scheduling import Speed
+
+    speed = Speed(slots_per_second=10_000.0)
+    assert speed.budget(0.05) == 500 and speed.seconds(2_000) == 0.2
+    chosen = choose(items([100] * 10), BatchLimits(batch_tokens=4096), budget=speed.budget(0.05))
+    assert len(chosen) == 5  # 5 x 100 slots fit 50 ms at 10k slots/s
+    assert len(choose(items([900]), BatchLimits(), budget=500)) == 1  # the anchor always goes
+
+
+def test_a_request_its_deadline_cannot_cover_is_refused_at_once() -> None:
+    from service.batcher import Overloaded, TooSlow, admit
+    from service.scheduling import Speed
+
+    speed = Speed(slots_per_second=1_000.0)
+    admit("m", Speed(), 10**9, 10**9, 1.0)  # nothing measured yet: nothing refused on a guess
+    admit("m", speed, 0, 900, 1.0)
+    with pytest.raises(TooSlow, match=r"2000 tokens; .* about 2\.0 s, past the 1 s deadline .* at most about 1000"):
+        admit("m", speed, 0, 2_000, 1.0)
+    with pytest.raises(Overloaded, match=r"about 0\.5 s of work queued") as caught:
+        admit("m", speed, 500, 600, 1.0)
+    assert caught.value.retry_after == pytest.approx(0.1)

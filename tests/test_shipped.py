@@ -9,7 +9,7 @@ import pytest
 
 from model.config import Config
 from tagger.artifact import METADATA_FILE
-from tagger.evaluation import evaluate
+from tagger.evaluation import Report, evaluate
 from tagger.readers import read_conllu
 from tagger.runtime import load_runtime
 
@@ -43,6 +43,7 @@ def test_en_upos_meets_its_accuracy_target_on_ewt_test() -> None:
 
 
 EN_NER = ROOT / "exports" / "en-ner"
+UNER = ROOT.parent / "shared" / "data" / "uner-english-ewt"
 WIKIANN = ROOT.parent / "shared" / "data" / "wikiann-en"
 
 
@@ -53,20 +54,34 @@ def test_en_ner_is_small_enough_and_decodes_with_its_crf() -> None:
     assert metadata.task == "ner" and metadata.decoder == "crf"
     assert metadata.scheme == "IOB2" and metadata.tag_scheme == "BIOES"
     assert sorted(runtime.decoder.output_tags) == ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
-    assert metadata.extra["parity"] == {**metadata.extra["parity"], "sentences": 10_000, "tag_mismatches": 0}
+    assert metadata.extra["parity"] == {**metadata.extra["parity"], "sentences": 2001, "tag_mismatches": 0}
+    assert "ensemble" not in metadata.extra  # one network's CPU
 
 
-def test_en_ner_reproduces_its_recorded_wikiann_test_f1() -> None:
-    from tagger.readers import read_columns
+def span_report(path: Path) -> Report:
+    """en-ner on a test file as `tagger evaluate` reads it: no format flags."""
+    from tagger.readers import read_tagged
 
-    sentences = read_columns(need(WIKIANN / "test.conll"))
+    sentences = read_tagged(need(path))
     runtime = load_runtime(EN_NER)
     predicted = [d.tags for d in runtime.tag_sentences([s.tokens for s in sentences])]
     report = evaluate([list(s.tags) for s in sentences], predicted)
     assert report.spans is not None
-    assert report.spans.f1 == pytest.approx(runtime.metadata.scores["test"]["f1"], abs=1e-9)
-    # measured 0.8264 (a 4-member ensemble); the issue's target of 0.83 is not reached yet
-    assert report.spans.f1 >= 0.826
+    return report
+
+
+def test_en_ner_reads_running_web_text() -> None:
+    report = span_report(UNER / "en_ewt-ud-test.iob2")
+    assert report.spans is not None
+    assert report.spans.f1 == pytest.approx(load_runtime(EN_NER).metadata.scores["test"]["f1"], abs=1e-9)
+    # measured 0.7529 (P 0.7654, R 0.7408); the issue asks >= 0.75 with precision and recall >= 0.70
+    assert report.spans.f1 >= 0.75 and report.spans.precision >= 0.70 and report.spans.recall >= 0.70
+
+
+def test_en_ner_still_reads_wikipedia_style_text() -> None:
+    report = span_report(WIKIANN / "test.conll")
+    assert report.spans is not None
+    assert report.spans.f1 >= 0.78  # measured 0.8015
 
 
 @pytest.mark.parametrize("name", ["en-upos", "en-ner"])
