@@ -95,6 +95,13 @@ def _mapped(tags: Sequence[str]) -> list[str]:
     return out
 
 
+def label(model: Path) -> str:
+    """A column name: the folder, and the config (times the members, for an ensemble) it was trained with."""
+    metadata = json.loads((model / "metadata.json").read_text(encoding="utf-8"))
+    members = len(metadata["extra"].get("ensemble", [])) or 1
+    return f"{model.name} ({metadata['config']['name']}{f' x{members}' if members > 1 else ''})"
+
+
 def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -176,7 +183,7 @@ def main() -> int:
             sentences = gold(path)
             results[test_set] = {}
             for model in models:
-                results[test_set][str(model)] = ours(model, sentences)
+                results[test_set][label(model)] = ours(model, sentences)
             if args.spacy_python:
                 results[test_set][f"spaCy {args.spacy_model}"] = spacy(
                     args.spacy_python, args.spacy_model, sentences, Path(tmp)

@@ -24,6 +24,8 @@ from tagger.decoding import Tagged
 from tagger.encoding import Batch, Vocab
 from tagger.runtime import Runtime, load_runtime
 
+CARD_FILE = "README.md"
+
 
 @dataclass(frozen=True)
 class Served:
@@ -35,6 +37,7 @@ class Served:
     vocab: Vocab
     output_tags: tuple[str, ...]  # the tags responses carry (IOB2 for span models): top_k's columns
     batcher: ModelBatcher
+    card: str | None = None  # the export's README.md (its model card), shown by GET /v1/models/{model}
 
     @property
     def version(self) -> str:
@@ -59,9 +62,14 @@ def discover(models: Path) -> list[Path]:
 
 def load_served(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     """Load and verify every export folder and build its batcher (not started: that needs the event loop)."""
-    served = {}
+    served: dict[str, Served] = {}
     for folder in discover(settings.models):
         model = _serve(folder, settings, metrics)
+        if model.name in served:
+            raise ArtifactError(
+                f"{folder}: model name {model.name!r} (its {METADATA_FILE}) is also the name of "
+                f"{served[model.name].folder}; each served model needs a name of its own"
+            )
         served[model.name] = model
         metrics.inference_restarts.labels(model.name)  # exported at 0, so increase() sees the first restart
         metrics.model_info.labels(model.name).info(
@@ -80,11 +88,18 @@ def _serve(folder: Path, settings: Settings, metrics: Metrics) -> Served:
         metadata, vocab = load_export(folder)  # verifies every file's sha256, the graph's included
         decoder = load_decoder(folder, metadata, vocab)
         batcher: ModelBatcher = RemoteBatcher(metadata.name, str(folder), settings, metrics)
-        return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher)
+        return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher, _card(folder))
     runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
     warm_up = runtime.warm_up if settings.warmup else None
     batcher = Batcher(runtime.name, _tagging(runtime), BatchLimits.of(settings), metrics, warm_up=warm_up)
-    return Served(runtime.name, folder, runtime.metadata, runtime.vocab, runtime.decoder.output_tags, batcher)
+    tags = runtime.decoder.output_tags
+    return Served(runtime.name, folder, runtime.metadata, runtime.vocab, tags, batcher, _card(folder))
+
+
+def _card(folder: Path) -> str | None:
+    """The model card, if the export folder has one (documentation: not part of its checksummed files)."""
+    path = folder / CARD_FILE
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def _tagging(runtime: Runtime) -> Callable[[Batch], list[Tagged]]:

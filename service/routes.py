@@ -160,7 +160,7 @@ async def tag(body: TagRequest, request: Request) -> Response:
     return await _tag(state, state.settings.default_model, body, request)
 
 
-def _info(served: Served, settings: Settings) -> ModelInfo:
+def _info(served: Served, settings: Settings, card: bool = False) -> ModelInfo:
     metadata = served.metadata
     headline = ("sentences", "tokens", "accuracy", "precision", "recall", "f1")
     return ModelInfo(
@@ -173,6 +173,7 @@ def _info(served: Served, settings: Settings) -> ModelInfo:
         sha256=metadata.files["model.onnx"],
         exported_at=metadata.exported_at,
         limits=Limits(**settings.model_dump(include=set(Limits.model_fields))),
+        card=served.card if card else None,
     )
 
 
@@ -185,8 +186,8 @@ async def list_models(state: StateDep) -> ModelList:
 
 @router.get("/v1/models/{model}", responses={404: {"model": ErrorResponse}})
 async def model_info(model: str, state: StateDep) -> ModelInfo:
-    """One model's name, version, task, tag set, scheme, scores, sha256 and limits."""
-    return _info(_served(state, model), state.settings)
+    """One model's name, version, task, tag set, scheme, scores, sha256, limits and model card."""
+    return _info(_served(state, model), state.settings, card=True)
 
 
 @router.get("/livez")

@@ -93,6 +93,9 @@ class ModelInfo(BaseModel):
     sha256: str
     exported_at: str
     limits: Limits
+    card: str | None = Field(
+        None, description="the model card (Markdown): data, domains, scores, known failures; in GET /v1/models/{model}"
+    )
 
 
 class ModelList(BaseModel):

@@ -98,6 +98,25 @@ def test_each_shipped_model_is_reproduced_by_the_config_it_names(name: str) -> N
         assert Config.load(ROOT / "configs" / f"{config['name']}.json") == Config.from_dict(config)
 
 
+@pytest.mark.parametrize("name", ["en-upos", "en-ner"])
+def test_each_shipped_model_is_served_under_its_folder_name(name: str) -> None:
+    assert load_runtime(ROOT / "exports" / name).metadata.name == name  # the name in every route
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.json")), ids=lambda p: p.name)
 def test_every_config_loads_and_is_named_for_its_file(path: Path) -> None:
     assert Config.load(path).name == path.stem
+
+
+def test_the_en_ner_model_card_is_served_with_its_model() -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    app = create_app(Settings(warmup=False, inference_process=False))
+    with TestClient(app) as client:
+        card = client.get("/v1/models/en-ner").json()["card"]
+        assert card.startswith("# en-ner") and "Known failures" in card and "UNER" in card
+        listed = client.get("/v1/models").json()["models"]
+        assert all(model["card"] is None for model in listed)  # the list stays small
