@@ -57,11 +57,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    routes = [*router.routes, *echo_router.routes] if settings.echo_endpoint else list(router.routes)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, routes=routes)
     app.add_middleware(
         RequestMetrics,
         metrics=metrics,
-        routes=[*router.routes, *echo_router.routes],  # matched for requests refused before routing
+        routes=routes,  # matched for requests refused before routing
         models=lambda: set(state.models),
         default_model=settings.default_model,
     )

@@ -72,6 +72,11 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own refusals (404 route, 405 method) in the same shape."""
     assert isinstance(exc, StarletteHTTPException)
     reasons = {404: "not_found", 405: "method_not_allowed"}
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's words when Python's parser gave up beyond a syntax error: RecursionError, or ValueError
+        # for an integer of more than 4,300 digits
+        message = "body is not valid JSON: nested too deeply, or a number too long to read"
+        return error_response(ErrorDetail(status=400, reason="invalid_json", message=message))
     detail = ErrorDetail(
         status=exc.status_code, reason=reasons.get(exc.status_code, "http_error"), message=str(exc.detail)
     )

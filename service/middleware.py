@@ -14,6 +14,7 @@ so the client sees a broken pipe instead of the 413. A client that asked for
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -28,12 +29,19 @@ DRAIN_FACTOR = 8  # a body over the limit is read and discarded up to this many 
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    """Body checks for the POST routes; anything else (an unknown path, a GET route) goes on to routing,
+    which answers 404 or 405 before anyone looks at a content type."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.routes = routes
+
+    def _routed(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] == Match.FULL for route in self.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or not self._routed(scope):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -93,6 +101,9 @@ class RequestGuard:
         except UnicodeDecodeError as err:
             bad = f"body is not valid UTF-8 (byte offset {err.start})"
             return b"", ErrorDetail(status=400, reason="invalid_utf8", message=bad), False
+        if (b"NaN" in body or b"Infinity" in body) and _has_non_json_constant(body):
+            constants = "body is not valid JSON: NaN, Infinity and -Infinity are not JSON numbers"
+            return b"", ErrorDetail(status=400, reason="invalid_json", message=constants), False
         return body, None, False
 
     async def _discard(self, receive: Receive) -> None:
@@ -110,6 +121,25 @@ class RequestGuard:
             reason="body_too_large",
             message=f"body has {size} bytes or more; the limit is {self.max_body_bytes} (TAGGER_MAX_BODY_BYTES)",
         )
+
+
+def _has_non_json_constant(body: bytes) -> bool:
+    """Whether Python's lenient parser would read a NaN or an Infinity literal (not in a string) in `body`."""
+
+    def refuse(constant: str) -> None:
+        raise _NonJsonConstant(constant)
+
+    try:
+        json.loads(body, parse_constant=refuse)
+    except _NonJsonConstant:
+        return True
+    except (ValueError, RecursionError):
+        return False  # invalid otherwise: the app's parser says how
+    return False
+
+
+class _NonJsonConstant(Exception):
+    pass
 
 
 class RequestMetrics:
