@@ -18,7 +18,7 @@ from service.errors import (
     handle_validation_error,
 )
 from service.metrics import InferenceProcesses, create_metrics
-from service.middleware import RequestGuard, RequestMetrics
+from service.middleware import RequestGuard, RequestIds, RequestMetrics
 from service.registry import load_served, warm_up
 from service.routes import AppState, echo_router, router
 from service.settings import Settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         models=lambda: set(state.models),
         default_model=settings.default_model,
     )
+    app.add_middleware(RequestIds)  # outermost: every response and error, refusals included, carries the id
     return app
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import Any
 
@@ -17,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.schemas import ErrorDetail, ErrorResponse, TagRequest
 
 logger = logging.getLogger("tagger")
+# the id of the request being answered (set by `service.middleware.RequestIds`), for error bodies and log lines
+REQUEST_ID = contextvars.ContextVar[str | None]("request_id", default=None)
 
 
 class ApiError(Exception):
@@ -31,6 +34,8 @@ class ApiError(Exception):
 
 
 def error_response(detail: ErrorDetail, headers: dict[str, str] | None = None) -> JSONResponse:
+    if detail.request_id is None and REQUEST_ID.get() is not None:
+        detail = detail.model_copy(update={"request_id": REQUEST_ID.get()})
     response = JSONResponse(ErrorResponse(error=detail).model_dump(exclude_none=True), detail.status, headers)
     response.headers["x-tagger-reason"] = detail.reason  # read by the metrics middleware
     return response
@@ -85,6 +90,8 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug, not a refusal: logged with its traceback, answered without one."""
-    logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.exception(
+        "unexpected error on %s %s (request id %s)", request.method, request.url.path, REQUEST_ID.get(), exc_info=exc
+    )
     detail = ErrorDetail(status=500, reason="internal_error", message="internal error; the server log has details")
     return error_response(detail)

@@ -15,13 +15,15 @@ so the client sees a broken pipe instead of the 413. A client that asked for
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_response
+from service.errors import REQUEST_ID, error_response
 from service.metrics import Metrics
 from service.schemas import ErrorDetail
 
@@ -140,6 +142,38 @@ def _has_non_json_constant(body: bytes) -> bool:
 
 class _NonJsonConstant(Exception):
     pass
+
+
+_VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestIds:
+    """Give every request an id: the client's `X-Request-ID` if it is a sane one, else a new one.
+
+    The id is echoed in the `X-Request-ID` response header and in every error
+    body (`service.errors` reads `REQUEST_ID`), and named in the server's log
+    lines for the request, so a client's report can be found in the logs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = given if _VALID_ID.fullmatch(given) else uuid.uuid4().hex
+        # not reset afterwards: each request runs in a task of its own (a copy of the context), and the
+        # handler of unexpected errors runs outside this middleware, after it
+        REQUEST_ID.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 class RequestMetrics:

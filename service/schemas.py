@@ -81,6 +81,7 @@ class Limits(BaseModel):
     max_text_chars: int
     max_body_bytes: int
     max_top_k: int
+    max_response_values: int
 
 
 class ModelInfo(BaseModel):
@@ -108,6 +109,7 @@ class ErrorDetail(BaseModel):
     reason: str = Field(description="machine-readable cause, the `reason` label of tagger_rejections")
     message: str
     field: str | None = None
+    request_id: str | None = None  # the request's X-Request-ID (the client's, or one made for it)
 
 
 class ErrorResponse(BaseModel):

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, ge=1, description="characters per text")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size (413 above)")
     max_top_k: int = Field(10, ge=1, description="largest top_k a request may ask for")
+    max_response_values: int = Field(
+        65536,
+        ge=1,
+        description="tokens x (1 + top_k) per request: bounds the answer (about 40 bytes a value) and the time "
+        "spent serialising it on the event loop",
+    )
 
     # connections (service.protocol: refused below the app, before anything is buffered past the limit)
     max_header_bytes: int = Field(16384, ge=1024, description="request line, and all headers together (414/431)")

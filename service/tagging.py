@@ -104,6 +104,15 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
     total = sum(len(s) for s in tokens)
     if total > settings.max_request_tokens:
         raise _too_many(name, "tokens", total, settings.max_request_tokens, "TAGGER_MAX_REQUEST_TOKENS")
+    values = total * (1 + request.top_k)
+    if values > settings.max_response_values:
+        raise ApiError(
+            422,
+            "response_too_large",
+            f"{total} tokens with top_k {request.top_k} make {values} values in the answer; the limit is "
+            f"{settings.max_response_values} (TAGGER_MAX_RESPONSE_VALUES): send fewer tokens or a smaller top_k",
+            "top_k" if request.top_k else name,
+        )
     return Prepared(tokens=tokens, offsets=offsets, encoded=[vocab.encode_sentence(s) for s in tokens])
 
 

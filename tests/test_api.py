@@ -188,3 +188,17 @@ def test_refusals_are_counted_by_reason(client: TestClient) -> None:
 def test_openapi_docs_describe_the_tag_route(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "/v1/models/{model}/tag" in schema["paths"] and client.get("/docs").status_code == 200
+
+
+def test_a_request_id_is_echoed_and_named_in_errors(client: TestClient) -> None:
+    given = tag(client, {"sentences": [["Hi"]]}, headers={"x-request-id": "client-42"})
+    assert given.headers["x-request-id"] == "client-42"
+    made = tag(client, {"sentences": [["Hi"]]})
+    assert len(made.headers["x-request-id"]) == 32  # one made for it
+    refused = tag(client, {"sentences": [[]]}, headers={"x-request-id": "client-43"})
+    assert refused.status_code == 422 and refused.json()["error"]["request_id"] == "client-43"
+    assert refused.headers["x-request-id"] == "client-43"
+    odd = tag(client, {"sentences": [["Hi"]]}, headers={"x-request-id": "a b\tc" * 40})  # not a sane id: replaced
+    assert odd.headers["x-request-id"] != "a b\tc" * 40 and len(odd.headers["x-request-id"]) == 32
+    before_routing = client.post("/v1/tag", content=b"x", headers={"x-request-id": "client-44"})
+    assert before_routing.status_code == 415 and before_routing.json()["error"]["request_id"] == "client-44"

@@ -27,6 +27,7 @@ LIMITS = {
     "max_body_bytes": 8192,
     "max_request_tokens": 40,
     "max_top_k": 3,
+    "max_response_values": 60,
 }
 A_TOKEN = '["ok"]'
 # (name, method, path, headers, body, expected status, expected reason)
@@ -86,6 +87,15 @@ CATALOGUE: list[tuple[str, str, str, dict[str, str], bytes | None, int, str]] = 
     ("top_k negative", "POST", "/v1/tag", JSON, b'{"texts": ["a"], "top_k": -1}', 422, "invalid_request"),
     ("top_k a float", "POST", "/v1/tag", JSON, b'{"texts": ["a"], "top_k": 1.5}', 422, "invalid_request"),
     ("top_k over the limit", "POST", "/v1/tag", JSON, b'{"texts": ["a"], "top_k": 4}', 422, "top_k_too_large"),
+    (
+        "an answer too large",
+        "POST",
+        "/v1/tag",
+        JSON,
+        ('{"top_k": 3, "sentences": [[' + ",".join(['"a"'] * 16) + "]]}").encode(),
+        422,
+        "response_too_large",
+    ),
     ("an empty sentence", "POST", "/v1/tag", JSON, b'{"sentences": [[]]}', 422, "empty_sentence"),
     ("an empty token", "POST", "/v1/tag", JSON, b'{"sentences": [["a", ""]]}', 422, "empty_token"),
     ("a blank token", "POST", "/v1/tag", JSON, b'{"sentences": [["a", " \\t "]]}', 422, "empty_token"),
