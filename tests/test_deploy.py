@@ -42,13 +42,43 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [tool("docker-compose"), "-f", "docker-compose.yml", "config"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"} | env,
+    )
+
+
 def test_compose_file_is_valid_and_runs_the_service_read_only() -> None:
-    done = run(tool("docker-compose"), "-f", "docker-compose.yml", "config")
+    done = compose_config(GRAFANA_ADMIN_PASSWORD="from-the-env-file")
+    assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)
     tagger = config["services"]["tagger"]
     assert tagger["read_only"] is True and "/tmp" in tagger["tmpfs"]
     assert "ports" not in tagger  # replicas are reached through nginx's one port
     assert {"nginx", "prometheus", "grafana"} <= set(config["services"])
+
+
+def test_compose_hardens_every_container_and_publishes_the_consoles_on_this_host_only() -> None:
+    config = yaml.safe_load(compose_config(GRAFANA_ADMIN_PASSWORD="from-the-env-file").stdout)
+    for name, service in config["services"].items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"] and service["pids_limit"] > 0, name
+    for name in ("prometheus", "grafana"):
+        assert all(str(port).startswith("127.0.0.1:") for port in config["services"][name]["ports"]), name
+    grafana = config["services"]["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == "from-the-env-file"
+
+
+def test_compose_refuses_to_start_grafana_without_a_password() -> None:
+    done = compose_config()
+    assert done.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in done.stderr
 
 
 def test_dockerfile_passes_hadolint_and_runs_unprivileged() -> None:
@@ -136,3 +166,12 @@ def test_dashboard_and_alerts_query_only_metrics_the_service_exports(live_metric
     queried = queried_metrics()
     assert {"tagger_requests_total", "tagger_tokens_total", "tagger_queue_depth"} <= queried
     assert queried - live_metrics == set()
+
+
+def test_the_network_policy_admits_the_service_port_only_and_no_egress() -> None:
+    policy = yaml.safe_load((KUBERNETES / "networkpolicy.yaml").read_text())
+    spec = policy["spec"]
+    deployment = yaml.safe_load((KUBERNETES / "deployment.yaml").read_text())
+    assert spec["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert spec["policyTypes"] == ["Ingress", "Egress"] and spec["egress"] == []
+    assert [port["port"] for rule in spec["ingress"] for port in rule["ports"]] == [8000]
