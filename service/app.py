@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.access import AccessControl, RateLimit, load_keys
 from service.errors import (
     ApiError,
     handle_api_error,
@@ -26,6 +28,7 @@ from service.settings import Settings
 
 def create_app(settings: Settings) -> FastAPI:
     """Load and verify every model now (errors stop start-up); serve once the lifespan starts."""
+    keys = load_keys(settings.api_keys_file) if settings.api_keys_file is not None else None
     metrics = create_metrics()
     state = AppState(settings=settings, metrics=metrics, models=load_served(settings, metrics))
     metrics.registry.register(
@@ -48,6 +51,9 @@ def create_app(settings: Settings) -> FastAPI:
         summary="BiLSTM sequence tagging (POS, NER) on ONNX Runtime",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.tagger = state
     app.include_router(router)
@@ -59,6 +65,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, handle_unexpected)
     routes = [*router.routes, *echo_router.routes] if settings.echo_endpoint else list(router.routes)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, routes=routes)
+    if keys is not None or settings.rate_limit > 0:
+        burst = settings.rate_burst or max(1, math.ceil(2 * settings.rate_limit))
+        limit = RateLimit(settings.rate_limit, burst) if settings.rate_limit > 0 else None
+        app.add_middleware(AccessControl, keys=keys, limit=limit, limited=metrics.rate_limited)
     app.add_middleware(
         RequestMetrics,
         metrics=metrics,

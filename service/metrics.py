@@ -48,6 +48,7 @@ class Metrics:
     rejections: Counter
     model_info: Info
     inference_restarts: Counter
+    rate_limited: Counter
 
 
 def create_metrics() -> Metrics:
@@ -111,6 +112,12 @@ def create_metrics() -> Metrics:
             "tagger_inference_restarts",
             "inference processes replaced after exiting unexpectedly",
             by_model,
+            registry=r,
+        ),
+        rate_limited=Counter(
+            "tagger_rate_limited",
+            "requests refused by the rate limit, by client: an API key's id, or 'address' without keys",
+            ["client"],
             registry=r,
         ),
     )

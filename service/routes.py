@@ -212,6 +212,9 @@ async def readyz(state: StateDep) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(state: StateDep) -> Response:
     """Prometheus text format."""
+    if state.settings.metrics_port is not None:
+        port = state.settings.metrics_port
+        raise ApiError(404, "not_found", f"metrics are served on port {port} (TAGGER_METRICS_PORT)")
     for name, served in state.models.items():
         state.metrics.queue_depth.labels(name).set(served.batcher.depth)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 
 from service.app import create_app
 from service.protocol import ConnectionLimits, guarded_protocol
@@ -109,6 +110,8 @@ def serve(settings: Settings) -> None:
     """Load and verify the models, then serve until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
+    if settings.metrics_port is not None:  # Prometheus's own HTTP server, on a port of its own
+        start_http_server(settings.metrics_port, addr=settings.host, registry=app.state.tagger.metrics.registry)
     tune_garbage_collector()
     config = uvicorn_config(app, settings)
     # uvicorn re-raises the captured signal once it has shut down; with these

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     )
     warmup: bool = Field(True, description="run a grid of batch shapes before /readyz turns ready")
 
+    # access (service.access): off unless set
+    api_keys_file: Path | None = Field(
+        None, description="file of API keys (one a line, or sha256:<hex>): /v1 routes then need Bearer <key>"
+    )
+    rate_limit: float = Field(0.0, ge=0.0, description="requests per second per key (or client address); 0 = off")
+    rate_burst: int = Field(0, ge=0, description="requests a client may send at once; 0 = twice the rate")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve /metrics on this port instead of the API's (keep it private)"
+    )
+    docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+
     # benchmarking
     echo_endpoint: bool = Field(False, description="mount POST /v1/echo (parses and returns a request; no model)")
 
