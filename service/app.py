@@ -21,6 +21,7 @@ from service.errors import (
 )
 from service.metrics import InferenceProcesses, create_metrics
 from service.middleware import RequestGuard, RequestIds, RequestMetrics
+from service.openapi import with_limits
 from service.registry import load_served, warm_up
 from service.routes import AppState, echo_router, router
 from service.settings import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.tagger = state
+    app.openapi = with_limits(app, settings)  # type: ignore[method-assign]
     app.include_router(router)
     if settings.echo_endpoint:
         app.include_router(echo_router)

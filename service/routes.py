@@ -196,7 +196,17 @@ async def livez() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readyz")
+READY = {"application/json": {"example": {"status": "ready", "models": ["en-ner", "en-upos"]}}}
+NOT_READY = {"application/json": {"example": {"status": "warming up"}}}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "every model loaded and warmed up", "content": READY},
+        503: {"description": "warming up, draining, or an inference process restarting", "content": NOT_READY},
+    },
+)
 async def readyz(state: StateDep) -> JSONResponse:
     """200 once every model is loaded and warmed up; 503 before that and while draining."""
     if state.draining:
@@ -209,7 +219,14 @@ async def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "models": sorted(state.models)})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text exposition format", "content": {CONTENT_TYPE_LATEST: {}}},
+        404: {"model": ErrorResponse, "description": "metrics are served on TAGGER_METRICS_PORT"},
+    },
+)
 async def metrics(state: StateDep) -> Response:
     """Prometheus text format."""
     if state.settings.metrics_port is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 
 class TagRequest(BaseModel):
@@ -32,7 +32,17 @@ class TagRequest(BaseModel):
         None, description="raw texts, tokenized by the built-in UD/PTB-style tokenizer"
     )
     scores: StrictBool = Field(False, description="add the probability of each chosen tag")
-    top_k: StrictInt = Field(0, ge=0, description="add the k most probable tags per token")
+    top_k: int = Field(0, ge=0, description="add the k most probable tags per token")
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        """JSON Schema's integers include 3.0; strings and booleans are not numbers here."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("top_k must be an integer")
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"top_k must be a whole number, got {value}")
+        return int(value)
 
     @model_validator(mode="after")
     def _one_input(self) -> TagRequest:

@@ -1,0 +1,69 @@
+"""The OpenAPI document states what the server enforces, so a generated client cannot build a refused request.
+
+Pydantic's schema of `TagRequest` knows the types; the limits come from the
+settings the server runs with, and "exactly one of sentences or texts" is a
+`oneOf` a validator cannot express. Limits across fields (tokens per request,
+values per answer) have no JSON Schema form: the description states them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.settings import Settings
+
+# A token or text must hold something other than whitespace. Python's idea of whitespace (str.strip, what
+# the server applies) adds \x1c-\x1f and \x85 to ECMA-262's \s (what JSON Schema's patterns use).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
+def describe_limits(request: dict[str, Any], settings: Settings) -> None:
+    """Write the settings' limits into the TagRequest schema (in place)."""
+    properties = request["properties"]
+    sentences = _array_branch(properties["sentences"])
+    sentences["maxItems"] = settings.max_sentences
+    sentences["items"] = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": settings.max_tokens,
+        "items": {"type": "string", "minLength": 1, "maxLength": settings.max_token_chars, "pattern": NOT_BLANK},
+    }
+    texts = _array_branch(properties["texts"])
+    texts["maxItems"] = settings.max_sentences
+    texts["items"] = {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": NOT_BLANK}
+    properties["top_k"]["maximum"] = settings.max_top_k
+    request["oneOf"] = [
+        {"required": ["sentences"], "properties": {"sentences": {"type": "array"}, "texts": {"type": "null"}}},
+        {"required": ["texts"], "properties": {"texts": {"type": "array"}, "sentences": {"type": "null"}}},
+    ]
+    request["description"] = (
+        "Exactly one of `sentences` (token lists) or `texts` (strings). Beyond the limits of each field: at "
+        f"most {settings.max_request_tokens} tokens in all (TAGGER_MAX_REQUEST_TOKENS; a text counts the tokens "
+        f"the tokenizer finds, at most {settings.max_tokens} a text), and tokens x (1 + top_k) at most "
+        f"{settings.max_response_values} (TAGGER_MAX_RESPONSE_VALUES)."
+    )
+
+
+def _array_branch(field: dict[str, Any]) -> dict[str, Any]:
+    """The array alternative of an optional list field (`anyOf: [array, null]`)."""
+    for branch in field.get("anyOf", [field]):
+        if branch.get("type") == "array":
+            return branch  # type: ignore[no-any-return]
+    raise AssertionError(f"no array in {field}")
+
+
+def with_limits(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
+    """An `app.openapi` that adds the limits to FastAPI's generated document, once."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            describe_limits(schema["components"]["schemas"]["TagRequest"], settings)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
