@@ -9,11 +9,16 @@ WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/tagger
 COPY pyproject.toml README.md ./
+COPY requirements/serve.lock requirements/
 COPY tagger/ tagger/
 COPY model/ model/
 COPY service/ service/
-# A regular (not editable) install of the core dependencies only: what serving needs.
-RUN /opt/tagger/bin/pip install --no-compile . \
+COPY cli/ cli/
+# The serving dependencies exactly as locked, each file checked against its sha256
+# (requirements/serve.lock, made by pip-compile --generate-hashes from pyproject.toml),
+# then a regular (not editable) install of the project itself on top: what serving needs.
+RUN /opt/tagger/bin/pip install --no-compile --require-hashes -r requirements/serve.lock \
+    && /opt/tagger/bin/pip install --no-compile --no-deps . \
     && /opt/tagger/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None"
 # COPY keeps the build context's modes, and `tagger export` leaves a model folder
 # 0700 (a temporary folder moved into place): the runtime user could not read it.

@@ -39,6 +39,15 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
             return [d.tags for d in runtime.tag_sentences(sentences)]
 
         return tag_export, runtime.metadata.config.get("data", {})
+    for given in paths:
+        _check_checkpoint_path(given)
+    try:
+        import torch  # noqa: F401  (checkpoints need the training side)
+    except ModuleNotFoundError:
+        raise SystemExit(
+            f"tagger: {path} is a training checkpoint, which needs the training install (pip install -e '.[train]'); "
+            "export folders run without it"
+        ) from None
     from model.checkpoint import decoder_of
     from model.ensemble import load_models
     from model.predict import predict_scores
@@ -52,6 +61,23 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
         return [decoder.decode(s).tags for s in scores]
 
     return tag_checkpoint, config.to_dict()["data"]
+
+
+MODEL_PATH = (
+    "a model path is an export folder (with metadata.json, like exports/en-upos) or a training checkpoint "
+    "(a .pt file, or a run folder with best.pt; needs pip install -e '.[train]')"
+)
+
+
+def _check_checkpoint_path(path: str) -> None:
+    """Refuse, in one line, a path that is neither an export folder nor a checkpoint."""
+    given = Path(path)
+    if not given.exists():
+        raise SystemExit(f"tagger: {path}: no such file or folder; {MODEL_PATH}")
+    if given.is_dir() and not (given / "best.pt").is_file():
+        raise SystemExit(f"tagger: {path} is a folder with neither metadata.json nor best.pt; {MODEL_PATH}")
+    if given.is_file() and given.suffix != ".pt":
+        raise SystemExit(f"tagger: {path} is not a model; {MODEL_PATH}")
 
 
 def _read(path: str, args: argparse.Namespace, data: dict[str, Any]) -> list[Sentence]:

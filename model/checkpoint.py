@@ -74,7 +74,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         path = path / "best.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint there (expected a .pt file or a run folder with best.pt)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises pickle, zip and runtime errors of many kinds for what is not one
+        first = (str(err).strip().splitlines() or [""])[0]  # torch's messages run to paragraphs
+        raise ValueError(f"{path}: cannot be read as a checkpoint ({type(err).__name__}: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a tagger checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     config = Config.from_dict(payload["config"], source=str(path))

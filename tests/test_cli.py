@@ -11,6 +11,7 @@ import pytest
 
 from cli.main import main
 from tagger.readers import read_columns, read_conllu
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.trains
 
@@ -70,3 +71,38 @@ def test_a_bad_override_names_the_field(tiny_config, tmp_path: Path, capsys) -> 
     argv = ["train", "--out", str(tmp_path), "--data.train", tiny_config.data.train, "--data.dev", tiny_config.data.dev]
     assert main([*argv, "--train.epochs", "many"]) == 2
     assert "TrainConfig.epochs must be int, got 'many'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["predict", "exports/nope", "x.txt"], "exports/nope: no such file or folder"),
+        (["predict", "deploy", "x.txt"], "deploy is a folder with neither metadata.json nor best.pt"),
+        (["evaluate", "README.md", "data"], "README.md is not a model"),
+    ],
+)
+@pytest.mark.parametrize("torch_installed", [True, False], ids=["with torch", "serving install"])
+def test_a_path_that_is_not_a_model_is_one_line_naming_it(argv: list[str], says: str, torch_installed: bool) -> None:
+    block = "" if torch_installed else "sys.modules['torch'] = None; "  # `import torch` fails, as without it
+    code = f"import sys; {block}from cli.main import main; sys.exit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode != 0 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and "metadata.json" in lines[0], done.stderr
+
+
+def test_a_checkpoint_without_torch_says_what_to_install(tiny_run: Path) -> None:
+    argv = ["evaluate", str(tiny_run), "x"]
+    code = f"import sys; sys.modules['torch'] = None; from cli.main import main; sys.exit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode != 0 and "pip install -e '.[train]'" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "model.pt"
+    fake.write_bytes(b"not a checkpoint")
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "evaluate", str(fake), "x"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 2 and "cannot be read as a checkpoint" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -175,3 +175,26 @@ def test_the_network_policy_admits_the_service_port_only_and_no_egress() -> None
     assert spec["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert spec["policyTypes"] == ["Ingress", "Egress"] and spec["egress"] == []
     assert [port["port"] for rule in spec["ingress"] for port in rule["ports"]] == [8000]
+
+
+def test_the_runtime_lock_pins_every_serving_dependency_with_hashes_and_no_torch() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = (ROOT / "requirements" / "serve.lock").read_text()
+    pins = {
+        canonicalize_name(m.group(1)): m.group(2) for m in re.finditer(r"^([A-Za-z0-9._-]+)==([^\s;]+)", lock, re.M)
+    }
+    blocks = re.split(r"\n(?=[A-Za-z])", lock)
+    assert all("--hash=sha256:" in block for block in blocks if re.match(r"[A-Za-z0-9._-]+==", block))
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for line in declared:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is a dependency but not in requirements/serve.lock (re-run pip-compile)"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} does not satisfy {requirement}"
+    assert "torch" not in pins and "onnx" not in pins  # serving never installs training's packages

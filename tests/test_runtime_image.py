@@ -25,16 +25,15 @@ pytestmark = [pytest.mark.install, pytest.mark.server]
 
 def test_the_runtime_install_serves_the_shipped_models_without_torch(tmp_path: Path) -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "pip install --no-compile ." in dockerfile  # what this test mirrors
+    assert "pip install --no-compile --require-hashes -r requirements/serve.lock" in dockerfile  # mirrored below
+    assert "pip install --no-compile --no-deps ." in dockerfile
     venv = tmp_path / "runtime"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-compile", str(ROOT)],
-        check=True,
-        timeout=900,
-        cwd=tmp_path,
-    )
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--no-compile"]
+    lock = ROOT / "requirements" / "serve.lock"
+    subprocess.run([*pip, "--require-hashes", "-r", str(lock)], check=True, timeout=900, cwd=tmp_path)
+    subprocess.run([*pip, "--no-deps", str(ROOT)], check=True, timeout=900, cwd=tmp_path)
     no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path)
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
 

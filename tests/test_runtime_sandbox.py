@@ -118,11 +118,13 @@ def build(root: Path) -> Image:
             else:
                 destination.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / name, destination)
-    assert any("pip install --no-compile ." in run for run in args(builder, "RUN"))  # what the next lines mirror
+    (install,) = [run for run in args(builder, "RUN") if "--require-hashes" in run]  # what the next lines mirror
+    assert "-r requirements/serve.lock" in install and "pip install --no-compile --no-deps ." in install
     venv = root / "opt" / "tagger"
     subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--no-compile", "."]
-    subprocess.run(pip, check=True, timeout=900, cwd=source)
+    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--no-compile"]
+    subprocess.run([*pip, "--require-hashes", "-r", "requirements/serve.lock"], check=True, timeout=900, cwd=source)
+    subprocess.run([*pip, "--no-deps", "."], check=True, timeout=900, cwd=source)
     (chmod,) = [shlex.split(run) for run in args(builder, "RUN") if run.startswith("chmod")]
     subprocess.run([*chmod[:-1], inside(root, chmod[-1])], check=True, timeout=60)
     assert any(copy.startswith("--from=builder /srv/tagger/exports") for copy in args(runtime, "COPY"))
