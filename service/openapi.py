@@ -33,7 +33,7 @@ def describe_limits(request: dict[str, Any], settings: Settings) -> None:
     }
     texts = _array_branch(properties["texts"])
     texts["maxItems"] = settings.max_sentences
-    texts["items"] = {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": NOT_BLANK}
+    texts["items"] = {"type": "string", "maxLength": settings.max_text_chars}  # a blank text: an empty result
     properties["top_k"]["maximum"] = settings.max_top_k
     request["oneOf"] = [
         {"required": ["sentences"], "properties": {"sentences": {"type": "array"}, "texts": {"type": "null"}}},

@@ -20,7 +20,7 @@ from service.metrics import Metrics
 from service.registry import Served
 from service.schemas import ErrorResponse, Limits, ModelInfo, ModelList, TagRequest, TagResponse
 from service.settings import Settings
-from service.tagging import prepare, result
+from service.tagging import placed, prepare, result
 from tagger.decoding import Tagged
 
 
@@ -125,14 +125,16 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     prepared = prepare(body, served.vocab, settings)
     try:
         deadline = time.perf_counter() + settings.request_timeout_s
-        futures = served.batcher.submit(prepared.encoded, deadline, details=body.scores or body.top_k > 0)
+        details = body.scores or body.top_k > 0
+        futures = served.batcher.submit(prepared.encoded, deadline, details=details) if prepared.encoded else []
     except TooSlow as err:
         raise ApiError(
             422, "request_too_slow", str(err), "sentences" if body.sentences is not None else "texts"
         ) from None
     except (QueueFull, Draining, WorkerLost, Overloaded) as err:
         raise _refused(err) from None
-    tagged = await _results(futures, request, settings.request_timeout_s)
+    answers = await _results(futures, request, settings.request_timeout_s) if futures else []
+    tagged = placed(prepared, answers, len(served.output_tags))
     offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(tagged)
     texts: Sequence[str | None] = body.texts or [None] * len(tagged)
     results = [
@@ -168,7 +170,9 @@ def _info(served: Served, settings: Settings, card: bool = False) -> ModelInfo:
         version=served.version,
         task=metadata.task,
         scheme=metadata.scheme,
-        tags=metadata.tags,
+        tags=list(served.output_tags),
+        span_labels=sorted({t[2:] for t in served.output_tags if t != "O"}) if served.spans else None,
+        model_scheme=metadata.tag_scheme,
         scores={split: {k: v for k, v in report.items() if k in headline} for split, report in metadata.scores.items()},
         sha256=metadata.files["model.onnx"],
         exported_at=metadata.exported_at,

@@ -98,8 +98,12 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     task: str
-    scheme: str | None
-    tags: list[str]
+    scheme: str | None = Field(description="scheme of the tags answers carry: IOB2 for span models, null otherwise")
+    tags: list[str] = Field(description="every tag an answer can carry (for span models: B-/I- of each label, and O)")
+    span_labels: list[str] | None = Field(None, description="span models: the entity labels of `spans`")
+    model_scheme: str | None = Field(
+        None, description="span models: the scheme the model tags in internally (BIOES), decoded to `scheme`"
+    )
     scores: dict[str, Any]
     sha256: str
     exported_at: str

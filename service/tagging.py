@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from service.errors import ApiError
 from service.registry import Served
 from service.schemas import TagRequest
@@ -22,9 +24,9 @@ from tagger.tokenizer import tokenize
 class Prepared:
     """A request's sentences, ready to queue, with what the response needs to point back."""
 
-    tokens: list[list[str]]
-    offsets: list[list[tuple[int, int]]] | None  # per sentence, when the input was text
-    encoded: list[Encoded]
+    tokens: list[list[str]]  # per input; a blank text has none
+    offsets: list[list[tuple[int, int]]] | None  # per input, when the input was text
+    encoded: list[Encoded]  # the inputs with tokens, in order: what is queued
 
 
 def _too_many(field: str, what: str, count: int, limit: int, setting: str) -> ApiError:
@@ -95,9 +97,7 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
                     f"texts[{i}]", "characters", len(text), settings.max_text_chars, "TAGGER_MAX_TEXT_CHARS"
                 )
             _check_unicode(f"texts[{i}]", text)
-            found = tokenize(text)
-            if not found:
-                raise ApiError(422, "empty_text", f"texts[{i}] has no tokens (empty or only whitespace)", f"texts[{i}]")
+            found = tokenize(text)  # a blank text has no tokens: its result is empty, in its place
             tokens.append([t.text for t in found])
             offsets.append([(t.start, t.end) for t in found])
             _check_tokens(f"texts[{i}]", tokens[-1], settings)
@@ -113,7 +113,19 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
             f"{settings.max_response_values} (TAGGER_MAX_RESPONSE_VALUES): send fewer tokens or a smaller top_k",
             "top_k" if request.top_k else name,
         )
-    return Prepared(tokens=tokens, offsets=offsets, encoded=[vocab.encode_sentence(s) for s in tokens])
+    return Prepared(tokens=tokens, offsets=offsets, encoded=[vocab.encode_sentence(s) for s in tokens if s])
+
+
+def placed(prepared: Prepared, tagged: list[Tagged], labels: int) -> list[Tagged]:
+    """One result per input: the model's for those with tokens, an empty one for blank texts.
+
+    `labels` is the number of output tags (top_k's columns), for the empty marginals.
+    """
+    out, answers = [], iter(tagged)
+    empty = Tagged([], (), np.empty(0), np.empty((0, labels)))
+    for tokens in prepared.tokens:
+        out.append(next(answers) if tokens else empty)
+    return out
 
 
 def result(

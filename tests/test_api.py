@@ -134,7 +134,6 @@ def test_metrics_move_with_traffic(client: TestClient) -> None:
         ({"sentences": [["a" * 16]]}, 422, "too_many_characters", "sentences[0][0]", "16 characters; the limit is 15"),
         ({"texts": ["a" * 201]}, 422, "too_many_characters", "texts[0]", "TAGGER_MAX_TEXT_CHARS"),
         ({"texts": ["x " * 21]}, 422, "too_many_tokens", "texts[0]", "21 tokens"),
-        ({"texts": ["   "]}, 422, "empty_text", "texts[0]", "no tokens"),
         ([["a"]], 422, "invalid_request", "body", "valid dictionary"),
     ],
 )
@@ -202,3 +201,15 @@ def test_a_request_id_is_echoed_and_named_in_errors(client: TestClient) -> None:
     assert odd.headers["x-request-id"] != "a b\tc" * 40 and len(odd.headers["x-request-id"]) == 32
     before_routing = client.post("/v1/tag", content=b"x", headers={"x-request-id": "client-44"})
     assert before_routing.status_code == 415 and before_routing.json()["error"]["request_id"] == "client-44"
+
+
+def test_a_blank_text_gets_an_empty_result_in_its_place(client: TestClient) -> None:
+    response = tag(client, {"texts": ["Fine.", "", "   ", "Also fine."], "scores": True, "top_k": 2})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["tokens"] for r in results] == [["Fine", "."], [], [], ["Also", "fine", "."]]
+    assert results[1] == {"tokens": [], "tags": [], "scores": [], "top_k": [], "offsets": []}
+    only_blank = tag(client, {"texts": [""]})
+    assert only_blank.status_code == 200 and only_blank.json()["results"] == [{"tokens": [], "tags": [], "offsets": []}]
+    empty_sentence = tag(client, {"sentences": [["ok"], []]})  # a sentence is given as tokens: none is an error
+    assert empty_sentence.status_code == 422 and empty_sentence.json()["error"]["reason"] == "empty_sentence"

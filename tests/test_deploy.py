@@ -198,3 +198,11 @@ def test_the_runtime_lock_pins_every_serving_dependency_with_hashes_and_no_torch
         assert name in pins, f"{name} is a dependency but not in requirements/serve.lock (re-run pip-compile)"
         assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} does not satisfy {requirement}"
     assert "torch" not in pins and "onnx" not in pins  # serving never installs training's packages
+
+
+def test_compose_and_kubernetes_give_the_tagger_the_same_memory_limit() -> None:
+    config = yaml.safe_load(compose_config(GRAFANA_ADMIN_PASSWORD="x").stdout)
+    compose_limit = config["services"]["tagger"]["mem_limit"]
+    pod = yaml.safe_load((KUBERNETES / "deployment.yaml").read_text())["spec"]["template"]["spec"]
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert str(compose_limit).lower() in ("1g", str(2**30)) and limits["memory"] == "1Gi"

@@ -99,7 +99,6 @@ CATALOGUE: list[tuple[str, str, str, dict[str, str], bytes | None, int, str]] = 
     ("an empty sentence", "POST", "/v1/tag", JSON, b'{"sentences": [[]]}', 422, "empty_sentence"),
     ("an empty token", "POST", "/v1/tag", JSON, b'{"sentences": [["a", ""]]}', 422, "empty_token"),
     ("a blank token", "POST", "/v1/tag", JSON, b'{"sentences": [["a", " \\t "]]}', 422, "empty_token"),
-    ("a blank text", "POST", "/v1/tag", JSON, b'{"texts": ["   "]}', 422, "empty_text"),
     (
         "too many sentences",
         "POST",

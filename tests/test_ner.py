@@ -109,3 +109,12 @@ def test_spans_of_pretokenized_input_have_no_character_offsets(client: TestClien
 def test_the_model_description_names_its_schemes(client: TestClient) -> None:
     info = client.get("/v1/models/ner").json()
     assert info["scheme"] == "IOB2" and info["task"] == "ner"
+
+
+def test_model_info_lists_the_tags_answers_carry_and_the_span_labels(ner_export: Path) -> None:
+    settings = Settings(models=ner_export.parent, default_model="ner", warmup=False, inference_process=False)
+    with TestClient(create_app(settings)) as client:
+        info = client.get("/v1/models/ner").json()
+    assert info["scheme"] == "IOB2" and info["model_scheme"] == "BIOES"
+    assert sorted(info["tags"]) == sorted({"O"} | {f"{p}-{t}" for p in "BI" for t in NAMES})  # no E-/S- tags
+    assert info["span_labels"] == sorted(NAMES)
