@@ -10,7 +10,9 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,15 @@ from tagger.readers import FORMATS, DataFormatError, Sentence, read_tagged, writ
 Tagging = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 
 
-def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
-    """A tagging function (sentences -> tags, IOB2 for span tags) and the data config.
+@dataclass(frozen=True)
+class Loaded:
+    tag: Tagging  # sentences -> tags (IOB2 for span tags)
+    data: dict[str, Any]  # the data section of the model's training config
+    tags: tuple[str, ...]  # every tag `tag` can return
+
+
+def _load_model(paths: Sequence[str]) -> Loaded:
+    """A tagging function (sentences -> tags, IOB2 for span tags), the data config and the tags it returns.
 
     Of an export folder, a checkpoint, or several checkpoints pooled as one ensemble (as `tagger export` would).
     """
@@ -38,7 +47,7 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
         def tag_export(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
             return [d.tags for d in runtime.tag_sentences(sentences)]
 
-        return tag_export, runtime.metadata.config.get("data", {})
+        return Loaded(tag_export, runtime.metadata.config.get("data", {}), runtime.decoder.output_tags)
     for given in paths:
         _check_checkpoint_path(given)
     try:
@@ -60,7 +69,7 @@ def _load_model(paths: Sequence[str]) -> tuple[Tagging, dict[str, Any]]:
         scores = predict_scores(model, vocab, [Sentence(tuple(s)) for s in sentences])
         return [decoder.decode(s).tags for s in scores]
 
-    return tag_checkpoint, config.to_dict()["data"]
+    return Loaded(tag_checkpoint, config.to_dict()["data"], decoder.output_tags)
 
 
 MODEL_PATH = (
@@ -117,13 +126,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_tag_sets(data: str, model: str, gold: Counter[str], tags: Sequence[str]) -> None:
+    """Refuse gold data whose tags the model does not share; warn about gold tags it cannot produce."""
+    shared = (set(gold) & set(tags)) - {"O"}
+    if not shared:
+        raise SystemExit(
+            f"tagger evaluate: {data} and {model} share no tag: the data has {_shown(gold)}, the model tags "
+            f"{_shown(tags)}; is it the right model for this data?"
+        )
+    missing = {tag: n for tag, n in gold.items() if tag not in tags}
+    if missing:
+        tokens = sum(missing.values())
+        print(
+            f"tagger evaluate: warning: {tokens} gold tokens carry tags {model} cannot produce: {_shown(missing)}",
+            file=sys.stderr,
+        )
+
+
+def _shown(tags: Iterable[str], at_most: int = 8) -> str:
+    ordered = sorted(set(tags))
+    return ", ".join(ordered[:at_most]) + (f" and {len(ordered) - at_most} more" if len(ordered) > at_most else "")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    tag, data = _load_model(args.model)
-    sentences = _read(args.data, args, data)
+    loaded = _load_model(args.model)
+    sentences = _read(args.data, args, loaded.data)
     if any(not s.tags for s in sentences):
         raise SystemExit(f"tagger evaluate: {args.data} has sentences without gold tags")
+    gold = Counter(t for s in sentences for t in s.tags)
+    _check_tag_sets(args.data, " ".join(args.model), gold, loaded.tags)
     started = time.perf_counter()
-    predicted = tag([s.tokens for s in sentences])
+    predicted = loaded.tag([s.tokens for s in sentences])
     seconds = time.perf_counter() - started
     report = evaluate([list(s.tags) for s in sentences], predicted)
     words_per_second = report.tokens / seconds if seconds > 0 else 0.0
@@ -149,9 +182,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    tag, data = _load_model([args.model])
-    sentences = _read(args.input, args, data)
-    tagged = [Sentence(s.tokens, tuple(t)) for s, t in zip(sentences, tag([s.tokens for s in sentences]), strict=True)]
+    loaded = _load_model([args.model])
+    sentences = _read(args.input, args, loaded.data)
+    predicted = loaded.tag([s.tokens for s in sentences])
+    tagged = [Sentence(s.tokens, tuple(t)) for s, t in zip(sentences, predicted, strict=True)]
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
             write_columns(tagged, out)

@@ -106,3 +106,27 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "cannot be read as a checkpoint" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_data_and_model_that_share_no_tag_are_refused_naming_both(tiny_export: Path, tmp_path: Path) -> None:
+    ner = tmp_path / "ner.conll"
+    ner.write_text("Ann\tB-PER\nleft\tO\n\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "evaluate", str(tiny_export), str(ner)], capture_output=True, text=True, cwd=ROOT
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1
+    assert "share no tag" in lines[0] and "B-PER" in lines[0] and "NOUN" in lines[0]
+
+
+def test_gold_tags_the_model_cannot_produce_are_counted_in_a_warning(tiny_export: Path, tmp_path: Path) -> None:
+    upos = tmp_path / "odd.conll"
+    upos.write_text("The\tDET\ncat\tNOUN\nmeowed\tMEOW\n\ndogs\tMEOW\n\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "evaluate", str(tiny_export), str(upos), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["tokens"] == 4
+    assert "warning: 2 gold tokens carry tags" in done.stderr and "MEOW" in done.stderr
