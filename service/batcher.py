@@ -204,9 +204,9 @@ class BatchQueue(Generic[T]):
 
     @property
     def queued_slots(self) -> int:
-        """Tokens waiting (padding aside)."""
+        """Tokens waiting (padding aside) for a request still waiting for them."""
         with self._changed:
-            return sum(item.length for item in self._pending)
+            return sum(item.length for item in self._pending if not self._gone(item))
 
     def fill_time(self) -> float:
         """Seconds to wait for the next batch to fill up under `max_wait` (0: take it now)."""
@@ -248,7 +248,8 @@ class Batcher(Generic[R]):
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests = 0
-        self._running_slots = 0  # tokens of the batches being run
+        self._running_slots = 0  # tokens of the batches being run (by several inference threads, maybe)
+        self._running_lock = threading.Lock()
 
     @property
     def depth(self) -> int:
@@ -316,14 +317,16 @@ class Batcher(Generic[R]):
         for item in batch:
             queue_wait.observe(started - item.enqueued)
         words = sum(item.length for item in batch)
-        self._running_slots += words
+        with self._running_lock:
+            self._running_slots += words
         try:
             results = self._run(padded)
         except Exception as err:  # a failed batch fails its requests, never the thread
             self._call(_fail, batch, err)
             return
         finally:
-            self._running_slots -= words
+            with self._running_lock:
+                self._running_slots -= words
         finished = time.perf_counter()
         self._queue.speed.record(padded.words.size, finished - started)
         words = int(padded.lengths.sum())

@@ -160,6 +160,9 @@ def guarded_protocol(limits: ConnectionLimits, on_refusal: Callable[[str], None]
             self._body_timer = None
             self._head_open, self._head_bytes = True, 0  # whatever comes next is the next request's head
             super().on_message_complete()
+            if self.cycle is None or self.cycle.response_complete:
+                # answered before its body was in (a 401, 413, 415, 404): the next head is due from now on
+                self._arm_head_timer()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -182,11 +185,15 @@ def guarded_protocol(limits: ConnectionLimits, on_refusal: Callable[[str], None]
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
-            if self._head_open and not self.transport.is_closing():
-                if self.cycle is not None and not self.cycle.response_complete:
-                    return  # a response is still being computed: its own deadline applies
-                message = f"headers not complete within {limits.header_timeout_s:g} s (TAGGER_HEADER_TIMEOUT_S)"
-                self._refuse(Refusal(408, "header_timeout", message))
+            if not self._head_open or self.transport.is_closing():
+                return  # a body is arriving (its own timer runs), or the connection is going anyway
+            if self.cycle is not None and not self.cycle.response_complete:
+                return  # a response is still being computed: its own deadline applies
+            if self._head_bytes == 0:
+                self.transport.close()  # idle, no request begun: close quietly, nobody is waiting for an answer
+                return
+            message = f"headers not complete within {limits.header_timeout_s:g} s (TAGGER_HEADER_TIMEOUT_S)"
+            self._refuse(Refusal(408, "header_timeout", message))
 
         def _body_timed_out(self) -> None:
             self._body_timer = None

@@ -103,10 +103,17 @@ class Speed:
 
 
 class Turns:
-    """Which request anchors the next batch: the one that anchored longest ago (or never), earliest first."""
+    """Which request anchors the next batch: the one that anchored longest ago, earliest first.
+
+    A request seen for the first time joins the rotation as if it had anchored
+    just before the latest batch: behind every request that has waited
+    longer, ahead of the one just served. So a new request waits for at most
+    one more batch, and a request that has had turns is never overtaken
+    forever by a stream of new ones.
+    """
 
     def __init__(self) -> None:
-        self._last: dict[int, int] = {}  # request -> number of the batch it last anchored
+        self._last: dict[int, float] = {}  # request -> number of the batch it last anchored (or its place in line)
         self._batches = 0
 
     def anchor(self, items: Sequence[Item[T]]) -> int:
@@ -120,7 +127,7 @@ class Turns:
             if item.request in seen:
                 continue
             seen.add(item.request)
-            key = (float(self._last.get(item.request, -1)), index)
+            key = (self._last.setdefault(item.request, self._batches - 0.5), index)
             if key < best_key:
                 best, best_key = index, key
         return best
@@ -128,7 +135,7 @@ class Turns:
     def served(self, request: int, still_waiting: Callable[[int], bool]) -> None:
         """Note that `request` anchored a batch; forget requests with nothing left (`still_waiting` says)."""
         self._batches += 1
-        self._last[request] = self._batches
+        self._last[request] = float(self._batches)
         if len(self._last) > 4 * 1024:  # bounded: drop requests that are done
             self._last = {r: n for r, n in self._last.items() if still_waiting(r)}
 

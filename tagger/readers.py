@@ -215,12 +215,15 @@ def _read_columns(path: str | Path, token_column: int, tag_column: int, *, index
 def _comment(line: str, fields: list[str], width: int, tabbed: bool | None) -> bool:
     """Whether a line starting with `#` is a comment rather than a token line for the token `#...`.
 
-    Example: `# text = Hi`, `# newdoc` -> comment; `#<TAB>O` in a tab-separated file -> token.
+    Example: `# text = Hi`, `# newdoc` -> comment; `#<TAB>O` and `#rock=on<TAB>O` in a tab-separated file ->
+    tokens.
     """
+    if "\t" in line:
+        return False  # split on tabs, so it is a token line (comments hold no tabs)
+    if tabbed is not False:
+        return True  # token lines hold tabs (or none was read yet, and a comment holds none)
     if _KEY_VALUE_COMMENT.match(line):
         return True
-    if "\t" not in line and tabbed is not False:
-        return True  # token lines hold tabs (or none was read yet, and a comment holds none)
     return bool(width) and len(fields) != width
 
 
@@ -245,7 +248,9 @@ def _sniff(path: str | Path) -> Literal["conllu", "conll", "uner", "tokens"]:
         fields = first.split("\t")
         if len(fields) == 10 and _CONLLU_ID.fullmatch(fields[0]):
             return "conllu"
-        return "uner" if len(fields) >= 3 and fields[0] == "1" else "conll"
+        following = window[content[1]].split("\t") if len(content) > 1 else []
+        counting = not following or following[0] == "2" or not window[content[0] + 1].strip()
+        return "uner" if len(fields) >= 3 and fields[0] == "1" and counting else "conll"
     rows = [window[i].split() for i in content]
     if any(row[0] == "-DOCSTART-" for row in rows):
         return "conll"
@@ -268,10 +273,10 @@ def read_corpus(
     (`.txt` too: CoNLL-2003 copies often end in .txt) look at the first 1,000
     lines, ignoring blank and `#` lines:
     - the first line has a tab -> CoNLL-U if it has 10 columns and an integer
-      (or range) first column; UNER IOB2 if it has 3 or more columns and the
-      first is the index 1 (token column 1, tag column 2, whatever
-      `token_column` and `tag_column` say: pass fmt="conll" to choose them);
-      else a column file;
+      (or range) first column; UNER IOB2 if it has 3 or more columns, the
+      first is the index 1 and the next token line's is 2 (token column 1, tag
+      column 2; columns given other than the defaults read it as a column file
+      with those columns); else a column file;
     - no tab: a column file if a `-DOCSTART-` line occurs, or if every line has
       the same number (>= 2) of space-separated fields and blank lines separate
       them into blocks; anything else is tokenized text.
@@ -285,6 +290,8 @@ def read_corpus(
         sentences = read_conllu(path, tag_field)
     elif chosen == "conll":
         sentences = read_columns(path, token_column, tag_column)
+    elif chosen == "uner" and fmt == "auto" and (token_column, tag_column) not in ((0, -1), (1, 2)):
+        sentences = read_columns(path, token_column, tag_column)  # sniffed as UNER, but the caller chose columns
     elif chosen == "uner":
         sentences = read_uner(path)
     else:

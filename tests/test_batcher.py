@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import numpy as np
@@ -202,3 +203,21 @@ def test_a_request_its_deadline_cannot_cover_is_refused_at_once() -> None:
     with pytest.raises(Overloaded, match=r"about 0\.5 s of work queued") as caught:
         admit("m", speed, 500, 600, 1.0)
     assert caught.value.retry_after == pytest.approx(0.1)
+
+
+def test_a_stream_of_new_requests_never_starves_one_that_has_had_its_turn() -> None:
+    from service.scheduling import Turns, take
+
+    loop = asyncio.new_event_loop()
+    turns, limits = Turns(), BatchLimits(batch_tokens=30, max_padding=0.0)
+    waiting = [Item(sentence(30), loop.create_future(), 0.0, 1e9, request=0) for _ in range(10)]  # one a batch
+    anchors, next_request = [], 1
+    for _ in range(30):
+        waiting += [Item(sentence(3), loop.create_future(), 0.0, 1e9, request=next_request)]  # a new one each batch
+        next_request += 1
+        batch, _, waiting = take(waiting, limits, 0.0, lambda item: False, turns)
+        anchors.append(batch[0].request)
+    loop.close()
+    long_turns = [i for i, request in enumerate(anchors) if request == 0]
+    assert len(long_turns) == 10  # all ten of its sentences ran
+    assert max(b - a for a, b in itertools.pairwise(long_turns)) <= 2  # never more than one apart

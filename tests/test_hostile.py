@@ -186,3 +186,18 @@ def test_a_lone_surrogate_is_a_422_naming_the_field(hostile: tuple, body: str) -
     request = urllib.request.Request(f"{base}/v1/tag", pair.encode(), {"content-type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
+
+
+def test_a_request_answered_before_its_slow_body_still_has_its_connection_timed_out(hostile: tuple) -> None:
+    base, _ = hostile
+    with socket.create_connection(("127.0.0.1", port_of(base))) as sock:
+        # refused at once (415), its 10-byte body then dripped in, under the 1 s body timeout
+        sock.sendall(b"POST /v1/tag HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: 10\r\n\r\n")
+        for _ in range(2):
+            time.sleep(0.4)
+            sock.sendall(b"xxxxx")
+        sock.settimeout(5)
+        started, data = time.monotonic(), b""
+        while chunk := sock.recv(65536):  # the 415, then the server's close once the next head is overdue
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 415") and time.monotonic() - started < 3.0

@@ -307,10 +307,10 @@ def test_uner_iob2_is_detected_and_read_without_flags(tmp_path: Path) -> None:
 
 
 def test_comment_lines_are_skipped_wherever_they_stand_but_a_hash_token_is_kept(tmp_path: Path) -> None:
-    text = "# newdoc\nEU\tB-ORG\n# text = a comment inside\n#\tO\n#hashtag\tO\n\n# sent_id = 2\nok\tO\n"
+    text = "# newdoc\nEU\tB-ORG\n# text = a comment inside\n#\tO\n#hashtag\tO\n#rock=life\tO\n\n# sent_id = 2\nok\tO\n"
     path = write(tmp_path / "x.conll", text)
     assert read_columns(path) == [
-        Sentence(("EU", "#", "#hashtag"), ("B-ORG", "O", "O")),
+        Sentence(("EU", "#", "#hashtag", "#rock=life"), ("B-ORG", "O", "O", "O")),
         Sentence(("ok",), ("O",)),
     ]
     spaced = write(tmp_path / "y.conll", "# newdoc id = 3\nEU NNP B-ORG\n# O O\n\n# text = x y\nok UH O\n")
@@ -340,3 +340,11 @@ def test_uner_english_ewt_counts(name: str, sentences: int, tokens: int, mention
     assert sum(len(s.tokens) for s in corpus) == tokens
     assert sum(t.startswith("B-") for s in corpus for t in s.tags) == mentions
     assert {t for s in corpus for t in s.tags} == {"O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"}
+
+
+def test_a_tab_file_indexed_from_1_keeps_the_columns_its_reader_chose(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.tsv", "1\tThe\tDT\tO\n2\tcat\tNN\tO\n\n1\tParis\tNNP\tB-LOC\n")
+    assert read_corpus(path)[1].tags == ("NNP",)  # sniffed as UNER-like: token 1, tag 2
+    assert read_corpus(path, token_column=1, tag_column=3)[1].tags == ("B-LOC",)  # the columns asked for win
+    not_counting = write(tmp_path / "y.tsv", "1\tThe\tO\n7\tcat\tO\n")  # the first column is no index
+    assert read_corpus(not_counting) == read_corpus(not_counting, "conll")
