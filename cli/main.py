@@ -265,7 +265,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    root = parser()
+    args, extra = root.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser, with its own usage, not the root's
+        commands = next(a for a in root._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
     except (DataFormatError, ArtifactError, FileNotFoundError, ValueError) as err:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import io
 import json
+import textwrap
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -35,12 +39,12 @@ class Corpus:
 class DataConfig:
     # one training file, read with the fields below, or several, each its own `Corpus` (a JSON list of objects)
     train: str | tuple[Corpus, ...] = ""
-    dev: str = ""
-    test: str = ""
-    format: FileFormat = "auto"
+    dev: str = ""  # the file that picks the best epoch (and is the export's self-check)
+    test: str = ""  # scored once at the end, and recorded in the export
+    format: FileFormat = "auto"  # of train (a single file), dev and test: auto, conllu, conll or uner
     tag_field: Literal["upos", "xpos"] = "upos"  # CoNLL-U column to tag
-    token_column: int = 0  # column files: token and tag columns
-    tag_column: int = -1
+    token_column: int = 0  # column files: the token's column, from 0
+    tag_column: int = -1  # column files: the tag's column, from 0 (negative: from the end)
     task: str = "upos"  # what the tags mean, recorded in the export
     scheme: Literal["auto", "IOB1", "IOB2", "BIOES"] = "auto"  # span tags in the files; auto = detect
 
@@ -63,14 +67,14 @@ class ModelConfig:
     glove_freeze: bool = False  # keep every GloVe vector fixed, training words too; train only words GloVe lacks
     word_dim: int = 50  # must be 50 with GloVe
     min_word_freq: int = 1  # training words kept in the vocabulary
-    case_dim: int = 8
-    char_dim: int = 30
-    char_filters: int = 64
-    char_kernel: int = 3
-    max_word_chars: int = 30
+    case_dim: int = 8  # casing feature (lower, upper, title, numeric, ...) embedding size
+    char_dim: int = 30  # character embedding size
+    char_filters: int = 64  # character CNN filters
+    char_kernel: int = 3  # character CNN width
+    max_word_chars: int = 30  # characters of a word the CNN reads (its first and last halves)
     hidden: int = 200  # LSTM units per direction
-    layers: int = 2
-    dropout: float = 0.5
+    layers: int = 2  # BiLSTM layers
+    dropout: float = 0.5  # on the BiLSTM's input and output
     word_dropout: float = 0.25  # alpha in p(unk) = alpha / (alpha + count), per token
     crf: bool = False  # CRF output layer (learned transitions, sentence likelihood) instead of softmax
     tag_scheme: Literal["BIOES", "IOB2"] = "BIOES"  # span tag sets are trained and decoded in this scheme
@@ -78,11 +82,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 1
-    epochs: int = 40
+    seed: int = 1  # batching, dropout, augmentation: same seed, same weights
+    epochs: int = 40  # at most
     batch_size: int = 32  # sentences per batch
-    lr: float = 2e-3
-    weight_decay: float = 0.0
+    lr: float = 2e-3  # Adam's learning rate
+    weight_decay: float = 0.0  # Adam's L2 penalty
     clip: float = 5.0  # gradient norm clip
     lr_decay: float = 0.5  # factor when the dev metric plateaus
     lr_patience: int = 2  # epochs without improvement before decaying
@@ -177,13 +181,52 @@ def _coerce(section_cls: type, name: str, value: Any, source: str) -> Any:
         raise ValueError(f"{where} must be {hint.__name__}, got {value!r}") from None
 
 
+def field_comments(cls: type) -> dict[str, str]:
+    """Each field's comment in the class source: the one ending its line, or else the line(s) just above it.
+
+    The comments beside the fields are their documentation; `tagger train --help` shows them.
+    """
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    tokens = tokenize.generate_tokens(io.StringIO(textwrap.dedent(inspect.getsource(cls))).readline)
+    line_start, name = True, ""
+    for token in tokens:
+        if token.type == tokenize.COMMENT:
+            text = token.string.lstrip("#").strip()
+            if name:
+                comments[name] = text
+            elif token.start[1] > 0:
+                above.append(text)
+        elif token.type == tokenize.NAME and line_start and token.start[1] > 0:
+            name = token.string
+            if above:
+                comments[name] = " ".join(above)
+        elif token.type in (tokenize.NEWLINE, tokenize.NL):
+            if name or token.type == tokenize.NEWLINE:
+                above = [] if name else above
+            name = ""
+        line_start = token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT)
+    return comments
+
+
 def add_override_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one `--section.field` flag per config field."""
-    group = parser.add_argument_group("config overrides (default: the config file's value)")
+    """Add one `--section.field` flag per config field, with its comment and default as help."""
+    group = parser.add_argument_group(
+        "config overrides", "every field of the config file, as --SECTION.FIELD VALUE (the file's value otherwise)"
+    )
     for section in ("data", "model", "train"):
         section_cls = get_type_hints(Config)[section]
+        comments = field_comments(section_cls)
         for f in dataclasses.fields(section_cls):
-            group.add_argument(f"--{section}.{f.name}", dest=f"override__{section}__{f.name}", metavar="V")
+            default = f.default if f.default is not dataclasses.MISSING else None
+            text = comments.get(f.name, "")
+            shown = f"{text}; " if text else ""
+            group.add_argument(
+                f"--{section}.{f.name}",
+                dest=f"override__{section}__{f.name}",
+                metavar="V",
+                help=f"{shown}default {default!r}".replace("%", "%%"),
+            )
 
 
 def apply_overrides(config: Config, args: argparse.Namespace) -> Config:

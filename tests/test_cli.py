@@ -130,3 +130,22 @@ def test_gold_tags_the_model_cannot_produce_are_counted_in_a_warning(tiny_export
     )
     assert done.returncode == 0 and json.loads(done.stdout)["tokens"] == 4
     assert "warning: 2 gold tokens carry tags" in done.stderr and "MEOW" in done.stderr
+
+
+def test_train_help_describes_every_override_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = capsys.readouterr().out
+    flags = [line.split()[0] for line in shown.splitlines() if line.strip().startswith("--") and "." in line.split()[0]]
+    assert len(flags) >= 40
+    assert "--train.lowercase V" in shown and "default 0.0" in shown
+    assert "most frequent GloVe words kept beyond the training" in shown  # a field's comment is its help
+    assert shown.count("default ") >= len(flags)  # each flag says its default
+
+
+def test_a_bad_flag_after_a_subcommand_prints_that_subcommands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["evaluate", "exports/en-upos", "x", "--bogus"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: tagger evaluate") and "unrecognized arguments: --bogus" in err
