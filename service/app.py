@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +27,8 @@ from service.openapi import with_limits
 from service.registry import load_served, warm_up
 from service.routes import AppState, echo_router, router
 from service.settings import Settings
+
+log = logging.getLogger("tagger")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -77,13 +81,16 @@ def create_app(settings: Settings) -> FastAPI:
         routes=routes,  # matched for requests refused before routing
         models=lambda: set(state.models),
         default_model=settings.default_model,
+        access_log=settings.access_log,
     )
     app.add_middleware(RequestIds)  # outermost: every response and error, refusals included, carries the id
     return app
 
 
 async def _warm(state: AppState) -> None:
+    started = time.perf_counter()
     if state.settings.warmup:
         for served in state.models.values():
             await warm_up(served)
     state.ready = True
+    log.info("ready: %s warmed up in %.1f s", ", ".join(sorted(state.models)), time.perf_counter() - started)

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import REQUEST_ID, error_response
+from service.logs import access
 from service.metrics import Metrics
 from service.schemas import ErrorDetail
 
@@ -186,12 +187,14 @@ class RequestMetrics:
         routes: Sequence[BaseRoute],
         models: Callable[[], set[str]],
         default_model: str,
+        access_log: bool = False,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
         self.models = models
         self.default_model = default_model
+        self.access_log = access_log
 
     def _route(self, scope: Scope) -> tuple[str, dict[str, str]]:
         """The matched route template and path parameters, also for requests refused before routing."""
@@ -227,7 +230,12 @@ class RequestMetrics:
             if model and model not in self.models():
                 model = "unknown"
             labels = (path, model, str(status))
+            seconds = time.perf_counter() - started
             self.metrics.requests.labels(*labels).inc()
-            self.metrics.request_latency.labels(*labels).observe(time.perf_counter() - started)
-            if status >= 400:
+            self.metrics.request_latency.labels(*labels).observe(seconds)
+            if status >= 400 and path != "/readyz":  # a 503 while warming up or draining is the probe working
                 self.metrics.rejections.labels(reason or f"http_{status}").inc()
+            if self.access_log:
+                sentences, tokens = scope.get("state", {}).get("tagged", (0, 0))
+                rid = REQUEST_ID.get() or "-"
+                access(scope["method"], path, model, status, sentences, tokens, 1000 * seconds, rid)

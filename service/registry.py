@@ -11,6 +11,8 @@ opens an ONNX Runtime session: each inference process loads its own.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from tagger.encoding import Batch, Vocab
 from tagger.runtime import Runtime, load_runtime
 
 CARD_FILE = "README.md"
+log = logging.getLogger("tagger")
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,16 @@ def load_served(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     """Load and verify every export folder and build its batcher (not started: that needs the event loop)."""
     served: dict[str, Served] = {}
     for folder in discover(settings.models):
+        started = time.perf_counter()
         model = _serve(folder, settings, metrics)
+        log.info(
+            "loaded model %s version %s task %s from %s in %.2f s",
+            model.name,
+            model.version,
+            model.metadata.task,
+            folder,
+            time.perf_counter() - started,
+        )
         if model.name in served:
             raise ArtifactError(
                 f"{folder}: model name {model.name!r} (its {METADATA_FILE}) is also the name of "

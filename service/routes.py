@@ -41,7 +41,7 @@ async def get_state(request: Request) -> AppState:
 
 StateDep = Annotated[AppState, Depends(get_state)]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 413, 415, 422, 503, 504)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503, 504)
 }
 router = APIRouter()
 
@@ -123,6 +123,7 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     served = _served(state, name)
     settings = state.settings
     prepared = prepare(body, served.vocab, settings)
+    request.state.tagged = (len(prepared.tokens), sum(len(t) for t in prepared.tokens))  # for the access log
     try:
         deadline = time.perf_counter() + settings.request_timeout_s
         details = body.scores or body.top_k > 0
@@ -149,13 +150,25 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
 
 # The tag routes read the state from the app directly: a dependency costs
 # FastAPI's resolver a pass per request on the hottest path.
-@router.post("/v1/models/{model}/tag", response_model=TagResponse, response_model_exclude_none=True, responses=ERRORS)
+@router.post(
+    "/v1/models/{model}/tag",
+    summary="Tag with a named model",
+    response_model=TagResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
 async def tag_with(model: str, body: TagRequest, request: Request) -> Response:
     """Tag sentences (token lists) or texts with the named model."""
     return await _tag(request.app.state.tagger, model, body, request)
 
 
-@router.post("/v1/tag", response_model=TagResponse, response_model_exclude_none=True, responses=ERRORS)
+@router.post(
+    "/v1/tag",
+    summary="Tag with the default model",
+    response_model=TagResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
 async def tag(body: TagRequest, request: Request) -> Response:
     """Tag sentences or texts with the default model."""
     state: AppState = request.app.state.tagger
@@ -181,20 +194,28 @@ def _info(served: Served, settings: Settings, card: bool = False) -> ModelInfo:
     )
 
 
-@router.get("/v1/models")
+@router.get(
+    "/v1/models",
+    summary="List the served models",
+    responses={code: {"model": ErrorResponse} for code in (401, 429)},
+)
 async def list_models(state: StateDep) -> ModelList:
     """Every served model, with its tag set, scores and request limits."""
     models = [_info(s, state.settings) for s in state.models.values()]
     return ModelList(default=state.settings.default_model, models=models)
 
 
-@router.get("/v1/models/{model}", responses={404: {"model": ErrorResponse}})
+@router.get(
+    "/v1/models/{model}",
+    summary="Describe one model",
+    responses={code: {"model": ErrorResponse} for code in (401, 404, 422, 429)},
+)
 async def model_info(model: str, state: StateDep) -> ModelInfo:
     """One model's name, version, task, tag set, scheme, scores, sha256, limits and model card."""
     return _info(_served(state, model), state.settings, card=True)
 
 
-@router.get("/livez")
+@router.get("/livez", summary="Liveness: the process is up")
 async def livez() -> dict[str, str]:
     """The process is up."""
     return {"status": "alive"}
@@ -206,6 +227,7 @@ NOT_READY = {"application/json": {"example": {"status": "warming up"}}}
 
 @router.get(
     "/readyz",
+    summary="Readiness: every model loaded and warmed up",
     responses={
         200: {"description": "every model loaded and warmed up", "content": READY},
         503: {"description": "warming up, draining, or an inference process restarting", "content": NOT_READY},
@@ -225,6 +247,7 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 @router.get(
     "/metrics",
+    summary="Prometheus metrics",
     response_class=Response,
     responses={
         200: {"description": "Prometheus text exposition format", "content": {CONTENT_TYPE_LATEST: {}}},

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from service.app import create_app
+from service.logs import setup_logging
 from service.protocol import ConnectionLimits, guarded_protocol
 from service.routes import AppState
 from service.settings import Settings
@@ -99,7 +100,8 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
         "port": settings.port,
         "http": protocol,
         "log_level": "info",
-        "access_log": False,  # request metrics cover it; a log line per request costs throughput
+        "log_config": None,  # uvicorn's lines go through the service's handler and format (service.logs)
+        "access_log": False,  # the service writes its own access line, with the model, sizes and request id
         "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,
         **overrides,
     }
@@ -108,7 +110,7 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
 
 def serve(settings: Settings) -> None:
     """Load and verify the models, then serve until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(json_lines=settings.log_format == "json")
     app = create_app(settings)
     if settings.metrics_port is not None:  # Prometheus's own HTTP server, on a port of its own
         start_http_server(settings.metrics_port, addr=settings.host, registry=app.state.tagger.metrics.registry)

@@ -8,6 +8,7 @@ would make the service unsafe or useless, at start-up rather than under load.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +96,10 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="serve /metrics on this port instead of the API's (keep it private)"
     )
     docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+
+    # logs (service.logs)
+    access_log: bool = Field(True, description="a line per request: method, route, model, status, sizes, ms, id")
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
 
     # benchmarking
     echo_endpoint: bool = Field(False, description="mount POST /v1/echo (parses and returns a request; no model)")
