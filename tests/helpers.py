@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -92,22 +93,38 @@ def post(url: str, body: dict) -> tuple[int, bytes]:
 
 
 def start_server(models: Path, port: int, **env: str) -> subprocess.Popen[str]:
-    """`tagger serve` on 127.0.0.1:port as a process of its own, serving `models` (default model "tiny")."""
+    """`tagger serve` on 127.0.0.1:port as a process of its own, serving `models` (default model "tiny").
+
+    Its output goes to a file (`server_output` reads it), not a pipe: a server logs a line per request, and
+    a pipe nobody reads would fill and stall it.
+    """
     environment = {**os.environ, "TAGGER_DEFAULT_MODEL": "tiny", **env}
-    return subprocess.Popen(
+    log = tempfile.NamedTemporaryFile(prefix="tagger-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--models", str(models), "--port", str(port)],
         env=environment,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    log.close()
+    LOGS[process.pid] = Path(log.name)
+    return process
+
+
+LOGS: dict[int, Path] = {}  # server pid -> its output file
+
+
+def server_output(process: subprocess.Popen[str]) -> str:
+    """Everything a server started by `start_server` has printed so far."""
+    return LOGS[process.pid].read_text(encoding="utf-8", errors="replace")
 
 
 def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
     """Wait until /readyz answers 200; fail with the server's output if it exits first."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert process.poll() is None, server_output(process)
         try:
             if get(f"{base}/readyz")[0] == 200:
                 return

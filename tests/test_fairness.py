@@ -80,7 +80,10 @@ def test_small_requests_stay_fast_beside_a_request_at_the_documented_limits(en_n
         f"{1000 * statistics.median(busy):.1f} ms)"
     )
     assert answers == [200, 200, 200]  # the documented limits are ones the model serves within its deadline
-    assert p99(busy) < 10 * p99(idle)
+    # measured here: 6.9 ms idle, 57.5 ms busy (8.3x): the floor is the one 512-token sentence in flight
+    # (about 50 ms of en-ner); the idle figure is taken as 5 ms at least, so a faster machine's tiny
+    # denominator does not fail a server that behaves
+    assert p99(busy) < 10 * max(p99(idle), 0.005)
 
 
 def test_a_request_that_cannot_finish_in_time_is_refused_at_once(en_ner: str) -> None:
@@ -102,3 +105,25 @@ def test_a_request_that_cannot_finish_in_time_is_refused_at_once(en_ner: str) ->
     finally:
         process.kill()
         process.wait(10)
+
+
+def test_health_probes_answer_within_their_timeout_beside_the_largest_answer(en_ner: str) -> None:
+    limits = limits_of(en_ner)
+    top_k = limits["max_response_values"] // limits["max_request_tokens"] - 1  # the largest answer allowed
+    per_sentence = limits["max_tokens"]
+    sentences = limits["max_request_tokens"] // per_sentence
+    body = {"sentences": [["Paris"] * per_sentence] * sentences, "scores": True, "top_k": top_k}
+    answers: list[int] = []
+    thread = threading.Thread(target=lambda: answers.append(post(f"{en_ner}/v1/models/en-ner/tag", body)[0]))
+    thread.start()
+    probes = []
+    while thread.is_alive():
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"{en_ner}/livez", timeout=5) as response:
+            assert response.status == 200
+        probes.append(time.perf_counter() - started)
+        time.sleep(0.02)
+    thread.join()
+    worst = 1000 * max(probes)
+    print(f"\n/livez beside a {sentences} x {per_sentence}-token answer with top_k {top_k}: worst {worst:.0f} ms")
+    assert answers == [200] and max(probes) < 1.0  # the Kubernetes probes' timeout is 3 s; this is well within

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, start_server, wait_ready
+from tests.helpers import free_port, server_output, start_server, wait_ready
 
 pytestmark = [pytest.mark.trains, pytest.mark.server]
 
@@ -30,8 +30,8 @@ def served_log(models_dir: Path, **env: str) -> list[str]:
             assert response.status == 200
     finally:
         process.terminate()
-        out, _ = process.communicate(timeout=30)
-    return out.splitlines()
+        process.wait(timeout=30)
+    return server_output(process).splitlines()
 
 
 def test_json_lines_name_the_models_the_readiness_and_each_request(models_dir: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, post, start_server, until, wait_ready
+from tests.helpers import free_port, post, server_output, start_server, until, wait_ready
 
 pytestmark = [pytest.mark.trains, pytest.mark.server]
 
@@ -85,12 +85,14 @@ def test_a_corrupt_model_stops_start_up_naming_the_file(models_dir: Path, tmp_pa
         f.seek(50)
         f.write(b"garbage")
     process = start_server(broken, free_port())
-    output = process.communicate(timeout=60)[0]
+    process.wait(timeout=60)
+    output = server_output(process)
     assert process.returncode == 2
     assert "tiny/model.onnx: sha256" in output and "Traceback" not in output
 
 
 def test_a_missing_models_folder_stops_start_up(tmp_path: Path) -> None:
     process = start_server(tmp_path / "nowhere", free_port())
-    output = process.communicate(timeout=60)[0]
+    process.wait(timeout=60)
+    output = server_output(process)
     assert process.returncode == 2 and "nowhere: models folder does not exist" in output
