@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     max_request_tokens: int = Field(
         16384, ge=1, description="tokens per request, all sentences together (what the shipped models tag in time)"
     )
-    max_token_chars: int = Field(1000, ge=1, description="characters per token")
+    max_token_chars: int = Field(1000, ge=1, description="characters per token of `sentences` (texts: max_text_chars)")
     max_text_chars: int = Field(20_000, ge=1, description="characters per text")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="request body size (413 above)")
     max_top_k: int = Field(10, ge=1, description="largest top_k a request may ask for")

@@ -100,7 +100,10 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
             found = tokenize(text)  # a blank text has no tokens: its result is empty, in its place
             tokens.append([t.text for t in found])
             offsets.append([(t.start, t.end) for t in found])
-            _check_tokens(f"texts[{i}]", tokens[-1], settings)
+            # the tokenizer's tokens are never blank, their text was checked whole, and a long one costs
+            # the model no more than a short one (it reads a word's first and last characters): only count them
+            if len(tokens[-1]) > settings.max_tokens:
+                raise _too_many(f"texts[{i}]", "tokens", len(tokens[-1]), settings.max_tokens, "TAGGER_MAX_TOKENS")
     total = sum(len(s) for s in tokens)
     if total > settings.max_request_tokens:
         raise _too_many(name, "tokens", total, settings.max_request_tokens, "TAGGER_MAX_REQUEST_TOKENS")
