@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from model.config import add_override_flags
 from tagger.artifact import METADATA_FILE, ArtifactError
 from tagger.evaluation import evaluate
-from tagger.readers import FORMATS, DataFormatError, Sentence, read_tagged, write_columns
+from tagger.readers import FORMATS, DataFormatError, Sentence, read_tagged
+from tagger.schemes import is_span_tagset
 
 Tagging = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 
@@ -182,16 +184,33 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from cli import output
+
     loaded = _load_model([args.model])
-    sentences = _read(args.input, args, loaded.data)
-    predicted = loaded.tag([s.tokens for s in sentences])
-    tagged = [Sentence(s.tokens, tuple(t)) for s, t in zip(sentences, predicted, strict=True)]
+    if args.input_kind == "text":
+        items = output.tokenized(output.read_text(args.input, args.paragraphs))
+        with_tokens = [item for item in items if item.tokens]  # a blank text has nothing to tag
+        tags = iter(loaded.tag([item.tokens for item in with_tokens]))
+        items = [replace(item, tags=tuple(next(tags))) if item.tokens else item for item in items]
+    else:
+        sentences = _read(_stdin_to_file(args.input), args, loaded.data)
+        items = output.from_sentences(sentences, loaded.tag([s.tokens for s in sentences]))
+    spans = is_span_tagset(loaded.tags)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
-            write_columns(tagged, out)
+            output.write(items, out, args.output_format, spans)
     else:
-        write_columns(tagged, sys.stdout)
+        output.write(items, sys.stdout, args.output_format, spans)
     return 0
+
+
+def _stdin_to_file(path: str) -> str:
+    """A path to read: the path itself, or for `-` a temporary file holding standard input."""
+    if path != "-":
+        return path
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as copy:
+        copy.write(sys.stdin.read())
+    return copy.name
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -248,9 +267,27 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--name", help="model name (default: the folder name)")
     ex.set_defaults(func=cmd_export)
 
-    pr = sub.add_parser("predict", help="tag a file offline and write CoNLL token<TAB>tag lines")
+    pr = sub.add_parser("predict", help="tag a file offline: tokens or raw text in, CoNLL, CoNLL-U or JSON lines out")
     pr.add_argument("model", help="checkpoint (.pt or run folder) or export folder")
-    pr.add_argument("input", help="CoNLL-U, column file, or one sentence of tokens per line")
+    pr.add_argument("input", help="the file to tag; - for standard input")
+    pr.add_argument(
+        "--input",
+        dest="input_kind",
+        choices=["tokens", "text"],
+        default="tokens",
+        help="tokens: CoNLL-U, a column file, or one sentence of space-separated tokens per line (default); "
+        "text: one raw text per line, tokenized as the service tokenizes",
+    )
+    pr.add_argument(
+        "--paragraphs", action="store_true", help="with --input text: a text per blank-line-separated block"
+    )
+    pr.add_argument(
+        "--output-format",
+        choices=["conll", "conllu", "jsonl"],
+        default="conll",
+        help="conll: token<TAB>tag (default); conllu: CoNLL-U (the tag as UPOS, or NER= in MISC for span "
+        "tags; SpaceAfter=No from text offsets); jsonl: a JSON object per input, with offsets and spans",
+    )
     pr.add_argument("--output", help="output file (default: stdout)")
     _data_flags(pr)
     pr.set_defaults(func=cmd_predict)

@@ -149,3 +149,45 @@ def test_a_bad_flag_after_a_subcommand_prints_that_subcommands_usage(capsys: pyt
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: tagger evaluate") and "unrecognized arguments: --bogus" in err
+
+
+def predict(*argv: str, stdin: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "predict", *argv], input=stdin, capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_predict_tokenizes_raw_text_as_the_service_does() -> None:
+    text = "I don't like green eggs.\n\nSam-I-am said so!\n"
+    out = predict("exports/en-upos", "-", "--input", "text", stdin=text)
+    sentences = [block.splitlines() for block in out.strip().split("\n\n")]
+    assert [line.split("\t")[0] for line in sentences[0]] == ["I", "do", "n't", "like", "green", "eggs", "."]
+    assert len(sentences) == 2 and all(len(line.split("\t")) == 2 for s in sentences for line in s)
+    as_tokens = predict("exports/en-upos", "-", "--input", "tokens", stdin=text)  # today's behaviour: spaces only
+    assert "eggs.\t" in as_tokens and "don't\t" in as_tokens
+
+
+def test_predict_writes_json_lines_with_offsets_and_spans() -> None:
+    text = "Angela Merkel visited Paris.\nNo names here.\n"
+    lines = [
+        json.loads(line)
+        for line in predict(
+            "exports/en-ner", "-", "--input", "text", "--output-format", "jsonl", stdin=text
+        ).splitlines()
+    ]
+    first = lines[0]
+    assert [first["text"][a:b] for a, b in first["offsets"]] == first["tokens"]
+    assert [(s["text"], s["label"]) for s in first["spans"]] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
+    assert lines[1]["spans"] == []
+
+
+def test_predict_writes_conllu_with_the_text_and_space_after() -> None:
+    out = predict("exports/en-ner", "-", "--input", "text", "--output-format", "conllu", stdin="Paris is big.\n")
+    lines = out.strip().splitlines()
+    assert lines[:2] == ["# sent_id = 1", "# text = Paris is big."]
+    rows = [line.split("\t") for line in lines[2:]]
+    assert all(len(row) == 10 for row in rows) and rows[0][9] == "NER=B-LOC" and rows[2][9] == "NER=O|SpaceAfter=No"
+    upos = predict("exports/en-upos", "-", "--input", "text", "--output-format", "conllu", stdin="Paris is big.\n")
+    assert upos.splitlines()[2].split("\t")[3] == "PROPN"  # plain tags go in the UPOS column
