@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.access import AccessControl, RateLimit, load_keys
+from service.docs import mount_docs
 from service.errors import (
     ApiError,
     handle_api_error,
@@ -56,10 +57,12 @@ def create_app(settings: Settings) -> FastAPI:
         summary="BiLSTM sequence tagging (POS, NER) on ONNX Runtime",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs else None,
-        redoc_url="/redoc" if settings.docs else None,
+        docs_url=None,  # mounted below, from local assets
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs else None,
     )
+    if settings.docs:
+        mount_docs(app, "/openapi.json")
     app.state.tagger = state
     app.openapi = with_limits(app, settings)  # type: ignore[method-assign]
     app.include_router(router)

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve /metrics on this port instead of the API's (keep it private)"
     )
-    docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+    docs: bool = Field(True, description="serve /docs (its assets from this host) and /openapi.json")
 
     # logs (service.logs)
     access_log: bool = Field(True, description="a line per request: method, route, model, status, sizes, ms, id")

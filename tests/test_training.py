@@ -68,7 +68,7 @@ def test_glove_initialises_known_words_and_freezes_the_rest(tiny_config: Config,
     assert len(frozen) > 100  # GloVe words never seen in the training sample
     # frozen rows are exactly GloVe's vectors after training
     row = words.index(frozen[0])
-    assert torch.equal(model.frozen_words[0], torch.from_numpy(vectors[row]))
+    assert torch.equal(model.frozen_words[0], torch.from_numpy(vectors[row].copy()))
 
 
 def test_averaging_the_last_epochs_keeps_whichever_scores_better(tiny_config: Config, tmp_path: Path) -> None:
