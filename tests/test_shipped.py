@@ -120,3 +120,22 @@ def test_the_en_ner_model_card_is_served_with_its_model() -> None:
         assert card.startswith("# en-ner") and "Known failures" in card and "UNER" in card
         listed = client.get("/v1/models").json()["models"]
         assert all(model["card"] is None for model in listed)  # the list stays small
+
+
+def test_the_readme_examples_are_what_the_shipped_models_answer() -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = [json.loads(block) for block in re.findall(r"```json\n(\{\"model\".*?)\n```", readme, re.S)]
+    assert len(shown) == 2
+    with TestClient(create_app(Settings(warmup=False, inference_process=False))) as client:
+        upos = client.post("/v1/tag", json={"texts": ["I don't like green eggs."], "scores": True}).json()
+        ner = client.post(
+            "/v1/models/en-ner/tag", json={"texts": ["Angela Merkel met the CEO of Siemens in Munich."]}
+        ).json()
+    assert shown == [upos, ner]
