@@ -1,0 +1,87 @@
+"""Side by side under one load: the service with different settings, or another checkout of it, in one run.
+
+    python benchmarks/compare.py --env '{"TAGGER_ACCESS_LOG": "true"}' --env '{"TAGGER_ACCESS_LOG": "false"}'
+    python benchmarks/compare.py --tree /path/to/older/checkout:tagger.cli --tree .:cli
+
+Each variant is a `tagger serve` on 127.0.0.1 under wrk at `--concurrency`
+with single-sentence EWT dev requests, as `load.py` sends them: a 2 s warm-up,
+then `--repeat` runs of `--seconds`. Prints requests/s and the server's and
+inference processes' CPU microseconds per request of every run, so a cost is
+read from one run of one machine (machines of this kind move by 10-20% from
+run to run). `--tree DIR:MODULE` serves DIR's code and models with
+`python -m MODULE serve` (`tagger.cli` before the command moved to `cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from load import DEV, ROOT, WRK_SCRIPT, free_port, stop_server, wrk
+
+from tagger.readers import read_corpus
+
+
+def serve(tree: Path, module: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    command = [sys.executable, "-m", module, "serve", "--models", str(tree / "exports"), "--port", str(port)]
+    environment = {**os.environ, "PYTHONPATH": str(tree), **env}
+    process = subprocess.Popen(command, cwd=tree, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return process, port
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"{tree}: the server did not become ready in 120 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", action="append", default=[], help="a JSON object of TAGGER_* settings (repeat)")
+    parser.add_argument("--tree", action="append", default=[], help="DIR:MODULE, a checkout to serve (repeat)")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    variants: list[tuple[str, Path, str, dict[str, str]]] = []
+    for tree in args.tree:
+        folder, _, module = tree.partition(":")
+        variants.append((tree, Path(folder).resolve(), module or "cli", {}))
+    for env in args.env:
+        variants.append((env, ROOT, "cli", json.loads(env)))
+    if not variants:
+        raise SystemExit("compare.py: give at least one --env or --tree")
+    sentences = [s.tokens for s in read_corpus(DEV["en-upos"])]
+    with tempfile.TemporaryDirectory() as tmp:
+        bodies = Path(tmp) / "bodies.jsonl"
+        bodies.write_text("".join(json.dumps({"sentences": [list(s)]}) + "\n" for s in sentences))
+        script = Path(tmp) / "requests.lua"
+        script.write_text(WRK_SCRIPT % {"bodies": bodies}, encoding="utf-8")
+        for name, tree, module, env in variants:
+            process, port = serve(tree, module, env)
+            try:
+                url = f"http://127.0.0.1:{port}/v1/tag"
+                wrk(url, script, args.concurrency, 2)
+                runs = [wrk(url, script, args.concurrency, args.seconds, process.pid) for _ in range(args.repeat)]
+            finally:
+                stop_server(process)
+            rates = [round(r["requests"] / r["seconds"]) for r in runs]
+            server = [round(r.get("server_us_per_request", 0)) for r in runs]
+            inference = [round(r.get("inference_us_per_request", 0)) for r in runs]
+            print(f"{name}: requests/s {rates}; CPU us per request: server {server}, inference {inference}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
