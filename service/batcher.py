@@ -70,6 +70,8 @@ def admit(name: str, speed: Speed, queued_slots: int, slots: int, seconds_left: 
 
     `slots` is the request's tokens (padding aside), `queued_slots` what is ahead of it.
     """
+    if seconds_left <= 0:
+        return  # already late: the queue answers it as such (504), without running it
     alone, ahead = speed.seconds(slots), speed.seconds(queued_slots)
     if alone is None or ahead is None:
         return
@@ -77,13 +79,13 @@ def admit(name: str, speed: Speed, queued_slots: int, slots: int, seconds_left: 
         fits = int(slots * seconds_left / alone)
         raise TooSlow(
             f"the request has {slots} tokens; model {name!r} runs about {speed.slots_per_second:,.0f} tokens/s, "
-            f"so it needs about {alone:.1f} s, past the {seconds_left:g} s deadline (TAGGER_REQUEST_TIMEOUT_S); "
+            f"so it needs about {alone:.1f} s, past the {seconds_left:.3g} s deadline (TAGGER_REQUEST_TIMEOUT_S); "
             f"send at most about {fits} tokens per request"
         )
     if alone + ahead > seconds_left:
         raise Overloaded(
             f"model {name!r} has about {ahead:.1f} s of work queued; this request would not finish within the "
-            f"{seconds_left:g} s deadline (TAGGER_REQUEST_TIMEOUT_S)",
+            f"{seconds_left:.3g} s deadline (TAGGER_REQUEST_TIMEOUT_S)",
             retry_after=alone + ahead - seconds_left,
         )
 

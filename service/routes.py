@@ -40,9 +40,11 @@ async def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+# what each tag route can answer besides 200 (the default model always exists: no 404 on /v1/tag)
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 422, 429, 503, 504)
+    code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422, 429, 503, 504)
 }
+NAMED_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"model": ErrorResponse}}
 router = APIRouter()
 
 
@@ -155,7 +157,7 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     summary="Tag with a named model",
     response_model=TagResponse,
     response_model_exclude_none=True,
-    responses=ERRORS,
+    responses=NAMED_ERRORS,
 )
 async def tag_with(model: str, body: TagRequest, request: Request) -> Response:
     """Tag sentences (token lists) or texts with the named model."""
@@ -208,7 +210,7 @@ async def list_models(state: StateDep) -> ModelList:
 @router.get(
     "/v1/models/{model}",
     summary="Describe one model",
-    responses={code: {"model": ErrorResponse} for code in (401, 404, 422, 429)},
+    responses={code: {"model": ErrorResponse} for code in (401, 404, 429)},
 )
 async def model_info(model: str, state: StateDep) -> ModelInfo:
     """One model's name, version, task, tag set, scheme, scores, sha256, limits and model card."""

@@ -1,0 +1,155 @@
+"""Every route in /openapi.json against what it really answers: each documented status (with its media type) is
+produced by a request here, and every status this file and the hostile catalogue observe on a documented route is
+documented for it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from service.app import create_app
+from service.settings import Settings
+from tests.test_hostile_catalogue import CATALOGUE
+
+pytestmark = pytest.mark.trains
+
+OK = {"sentences": [["The", "cat"]]}
+KEY = "k-0123456789abcdef-truth"
+
+
+def started(models_dir: Path, **settings: Any) -> TestClient:
+    client = TestClient(
+        create_app(Settings(models=models_dir, default_model="tiny", inference_process=False, **settings))
+    )
+    client.__enter__()
+    deadline = time.monotonic() + 30
+    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return client
+
+
+@pytest.fixture(scope="module")
+def apps(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TestClient]]:
+    keys = tmp_path_factory.mktemp("keys") / "keys"
+    keys.write_text(KEY + "\n", encoding="utf-8")
+    clients = {
+        "plain": started(models_dir, max_body_bytes=4096),
+        "keys": started(models_dir, api_keys_file=keys),
+        "limited": started(models_dir, rate_limit=0.001, rate_burst=1),
+        "tiny queue": started(models_dir, queue_size=1),
+        "no time": started(models_dir, request_timeout_s=1e-6),
+        "metrics elsewhere": started(models_dir, metrics_port=9),
+    }
+    yield clients
+    for client in clients.values():
+        client.__exit__(None, None, None)
+
+
+Trigger = Callable[[dict[str, TestClient]], Response]
+
+
+def twice(app: str, method: str, path: str, **kwargs: Any) -> Trigger:
+    """The second of two identical requests (the first spends the rate limit's one token)."""
+
+    def run(apps: dict[str, TestClient]) -> Response:
+        apps[app].request(method, path, **kwargs)
+        return apps[app].request(method, path, **kwargs)
+
+    return run
+
+
+def one(app: str, method: str, path: str, **kwargs: Any) -> Trigger:
+    return lambda apps: apps[app].request(method, path, **kwargs)
+
+
+def draining(apps: dict[str, TestClient]) -> Response:
+    state = apps["plain"].app.state.tagger  # type: ignore[attr-defined]
+    state.draining = True
+    try:
+        return apps["plain"].get("/readyz")
+    finally:
+        state.draining = False
+
+
+def tag_triggers(path: str) -> dict[str, Trigger]:
+    return {
+        "200": one("plain", "POST", path, json=OK),
+        "400": one("plain", "POST", path, content=b"{", headers={"content-type": "application/json"}),
+        "401": one("keys", "POST", path, json=OK),
+        "413": one("plain", "POST", path, json={"texts": ["a" * 5000]}),
+        "415": one("plain", "POST", path, content=b"{}", headers={"content-type": "text/plain"}),
+        "422": one("plain", "POST", path, json={"sentences": [[]]}),
+        "429": twice("limited", "POST", path, json=OK),
+        "503": one("tiny queue", "POST", path, json={"sentences": [["a"], ["b"]]}),
+        "504": one("no time", "POST", path, json=OK),
+    }
+
+
+TRIGGERS: dict[tuple[str, str], dict[str, Trigger]] = {
+    ("post", "/v1/tag"): tag_triggers("/v1/tag"),
+    ("post", "/v1/models/{model}/tag"): {
+        **tag_triggers("/v1/models/tiny/tag"),
+        "404": one("plain", "POST", "/v1/models/nope/tag", json=OK),
+    },
+    ("get", "/v1/models"): {
+        "200": one("plain", "GET", "/v1/models"),
+        "401": one("keys", "GET", "/v1/models"),
+        "429": twice("limited", "GET", "/v1/models"),
+    },
+    ("get", "/v1/models/{model}"): {
+        "200": one("plain", "GET", "/v1/models/tiny"),
+        "401": one("keys", "GET", "/v1/models/tiny"),
+        "404": one("plain", "GET", "/v1/models/nope"),
+        "429": twice("limited", "GET", "/v1/models/tiny"),
+    },
+    ("get", "/livez"): {"200": one("plain", "GET", "/livez")},
+    ("get", "/readyz"): {"200": one("plain", "GET", "/readyz"), "503": draining},
+    ("get", "/metrics"): {"200": one("plain", "GET", "/metrics"), "404": one("metrics elsewhere", "GET", "/metrics")},
+}
+
+
+def documented(apps: dict[str, TestClient]) -> dict[tuple[str, str], dict[str, Any]]:
+    schema = apps["plain"].get("/openapi.json").json()
+    return {(method, path): op["responses"] for path, ops in schema["paths"].items() for method, op in ops.items()}
+
+
+def test_every_documented_route_is_covered_here(apps: dict[str, TestClient]) -> None:
+    assert set(documented(apps)) == set(TRIGGERS)
+
+
+@pytest.mark.parametrize(
+    ("route", "status"), [(route, status) for route, by in TRIGGERS.items() for status in by], ids=lambda v: str(v)
+)
+def test_each_documented_status_is_one_the_route_really_answers(
+    apps: dict[str, TestClient], route: tuple[str, str], status: str
+) -> None:
+    responses = documented(apps)[route]
+    assert status in responses, f"{route} answers {status}, which its documentation does not list"
+    response = TRIGGERS[route][status](apps)
+    assert str(response.status_code) == status, response.text
+    media = response.headers["content-type"].split(";")[0]
+    assert media in {m.split(";")[0] for m in responses[status].get("content", {})}, (route, status, media)
+
+
+def test_every_documented_status_has_a_trigger(apps: dict[str, TestClient]) -> None:
+    for route, responses in documented(apps).items():
+        assert set(responses) <= set(TRIGGERS[route]), f"{route} documents {set(responses) - set(TRIGGERS[route])}"
+
+
+def test_the_statuses_the_hostile_catalogue_observes_are_documented(apps: dict[str, TestClient]) -> None:
+    routes = documented(apps)
+    paths = {
+        "/v1/tag": "/v1/tag",
+        "/v1/models/nope/tag": "/v1/models/{model}/tag",
+        "/v1/models/nope": "/v1/models/{model}",
+    }
+    for name, method, path, _, _, status, _ in CATALOGUE:
+        route = (method.lower(), paths.get(path, path))
+        if route in routes:
+            assert str(status) in routes[route], f"{name}: {route} answered {status}, undocumented"
