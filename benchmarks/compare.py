@@ -16,34 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from load import DEV, ROOT, WRK_SCRIPT, free_port, stop_server, wrk
+from load import DEV, ROOT, WRK_SCRIPT, free_port, start_server, stop_server, wrk
 
 from tagger.readers import read_corpus
-
-
-def serve(tree: Path, module: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    command = [sys.executable, "-m", module, "serve", "--models", str(tree / "exports"), "--port", str(port)]
-    environment = {**os.environ, "PYTHONPATH": str(tree), **env}
-    process = subprocess.Popen(command, cwd=tree, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return process, port
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"{tree}: the server did not become ready in 120 s")
 
 
 def main() -> int:
@@ -69,7 +47,8 @@ def main() -> int:
         script = Path(tmp) / "requests.lua"
         script.write_text(WRK_SCRIPT % {"bodies": bodies}, encoding="utf-8")
         for name, tree, module, env in variants:
-            process, port = serve(tree, module, env)
+            port = free_port()
+            process = start_server(tree / "exports", port, env, tree=tree, module=module)
             try:
                 url = f"http://127.0.0.1:{port}/v1/tag"
                 wrk(url, script, args.concurrency, 2)

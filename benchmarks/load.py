@@ -83,10 +83,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(models: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    environment = {**os.environ, **env}
-    tagger = [sys.executable, "-m", "cli", "serve", "--models", str(models), "--port", str(port)]
-    process = subprocess.Popen(tagger, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_server(
+    models: Path, port: int, env: dict[str, str], tree: Path | None = None, module: str = "cli"
+) -> subprocess.Popen[bytes]:
+    """`tagger serve` on 127.0.0.1:port until /readyz is 200; with `tree`, that checkout's code (`python -m module`)."""
+    environment = {**os.environ, **env, **({"PYTHONPATH": str(tree)} if tree is not None else {})}
+    tagger = [sys.executable, "-m", module, "serve", "--models", str(models), "--port", str(port)]
+    process = subprocess.Popen(tagger, env=environment, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -22,7 +22,7 @@ from tagger.tokenizer import tokenize
 
 
 @dataclass(frozen=True)
-class Tagged:
+class TaggedInput:
     """One input, tagged: its tokens and tags, with the text and offsets when it was raw text."""
 
     tokens: tuple[str, ...]
@@ -49,16 +49,16 @@ def read_text(source: str, paragraphs: bool) -> list[str]:
     return blocks
 
 
-def tokenized(texts: Sequence[str]) -> list[Tagged]:
+def tokenized(texts: Sequence[str]) -> list[TaggedInput]:
     """Each text as the service tokenizes it (tags still empty)."""
     out = []
     for text in texts:
         found = tokenize(text)
-        out.append(Tagged(tuple(t.text for t in found), (), text, tuple((t.start, t.end) for t in found)))
+        out.append(TaggedInput(tuple(t.text for t in found), (), text, tuple((t.start, t.end) for t in found)))
     return out
 
 
-def write(items: Iterable[Tagged], out: TextIO, fmt: str, spans: bool) -> None:
+def write(items: Iterable[TaggedInput], out: TextIO, fmt: str, spans: bool) -> None:
     """Write tagged inputs as `conll` (token<TAB>tag), `conllu` or `jsonl`."""
     for index, item in enumerate(items, start=1):
         if fmt == "jsonl":
@@ -69,7 +69,7 @@ def write(items: Iterable[Tagged], out: TextIO, fmt: str, spans: bool) -> None:
             write_columns([Sentence(item.tokens, item.tags)], out)
 
 
-def _json(item: Tagged, spans: bool) -> dict[str, object]:
+def _json(item: TaggedInput, spans: bool) -> dict[str, object]:
     entry: dict[str, object] = {"tokens": list(item.tokens), "tags": list(item.tags)}
     if item.text is not None:
         entry = {"text": item.text, **entry, "offsets": [list(o) for o in item.offsets or ()]}
@@ -87,7 +87,7 @@ def _json(item: Tagged, spans: bool) -> dict[str, object]:
     return entry
 
 
-def _conllu(item: Tagged, index: int, spans: bool) -> str:
+def _conllu(item: TaggedInput, index: int, spans: bool) -> str:
     """One CoNLL-U sentence: the tag in UPOS, or (span tags) `NER=` in MISC; `SpaceAfter=No` from the offsets."""
     lines = [f"# sent_id = {index}"]
     if item.text is not None:
@@ -101,5 +101,5 @@ def _conllu(item: Tagged, index: int, spans: bool) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def from_sentences(sentences: Sequence[Sentence], tags: Sequence[Sequence[str]]) -> list[Tagged]:
-    return [Tagged(s.tokens, tuple(t)) for s, t in zip(sentences, tags, strict=True)]
+def from_sentences(sentences: Sequence[Sentence], tags: Sequence[Sequence[str]]) -> list[TaggedInput]:
+    return [TaggedInput(s.tokens, tuple(t)) for s, t in zip(sentences, tags, strict=True)]

@@ -38,7 +38,7 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, max_body_bytes: int, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.routes = routes
+        self.routes = [route for route in routes if "POST" in getattr(route, "methods", set())]
 
     def _routed(self, scope: Scope) -> bool:
         return any(route.matches(scope)[0] == Match.FULL for route in self.routes)

@@ -125,7 +125,7 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     served = _served(state, name)
     settings = state.settings
     prepared = prepare(body, served.vocab, settings)
-    request.state.tagged = (len(prepared.tokens), sum(len(t) for t in prepared.tokens))  # for the access log
+    request.state.tagged = (len(prepared.tokens), prepared.total_tokens)  # for the access log
     try:
         deadline = time.perf_counter() + settings.request_timeout_s
         details = body.scores or body.top_k > 0

@@ -132,12 +132,13 @@ class Turns:
                 best, best_key = index, key
         return best
 
-    def served(self, request: int, still_waiting: Callable[[int], bool]) -> None:
-        """Note that `request` anchored a batch; forget requests with nothing left (`still_waiting` says)."""
+    def served(self, request: int, waiting: Callable[[], set[int]]) -> None:
+        """Note that `request` anchored a batch; past 4,096 remembered, forget those not in `waiting()`."""
         self._batches += 1
         self._last[request] = float(self._batches)
         if len(self._last) > 4 * 1024:  # bounded: drop requests that are done
-            self._last = {r: n for r, n in self._last.items() if still_waiting(r)}
+            still = waiting()
+            self._last = {r: n for r, n in self._last.items() if r in still}
 
 
 def choose(items: Sequence[Item[T]], limits: BatchLimits, anchor: int = 0, budget: int | None = None) -> list[Item[T]]:
@@ -192,6 +193,5 @@ def take(
     taken = set(map(id, batch))
     waiting = [item for item in live if id(item) not in taken]
     if turns is not None:
-        requests = {item.request for item in waiting}
-        turns.served(live[anchor].request, requests.__contains__)
+        turns.served(live[anchor].request, lambda: {item.request for item in waiting})
     return batch, late, waiting

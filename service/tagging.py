@@ -27,6 +27,7 @@ class Prepared:
     tokens: list[list[str]]  # per input; a blank text has none
     offsets: list[list[tuple[int, int]]] | None  # per input, when the input was text
     encoded: list[Encoded]  # the inputs with tokens, in order: what is queued
+    total_tokens: int
 
 
 def _too_many(field: str, what: str, count: int, limit: int, setting: str) -> ApiError:
@@ -60,7 +61,8 @@ def _check_tokens(field: str, tokens: list[str], settings: Settings) -> None:
     for j, token in enumerate(tokens):
         if not token.strip():
             raise ApiError(422, "empty_token", f"{field}[{j}] is an empty or blank token", f"{field}[{j}]")
-        _check_unicode(f"{field}[{j}]", token)
+        if not token.isascii():  # the field's name is built only for the few tokens that need the check
+            _check_unicode(f"{field}[{j}]", token)
         if len(token) > settings.max_token_chars:
             raise _too_many(
                 f"{field}[{j}]", "characters", len(token), settings.max_token_chars, "TAGGER_MAX_TOKEN_CHARS"
@@ -116,7 +118,8 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
             f"{settings.max_response_values} (TAGGER_MAX_RESPONSE_VALUES): send fewer tokens or a smaller top_k",
             "top_k" if request.top_k else name,
         )
-    return Prepared(tokens=tokens, offsets=offsets, encoded=[vocab.encode_sentence(s) for s in tokens if s])
+    encoded = [vocab.encode_sentence(s) for s in tokens if s]
+    return Prepared(tokens=tokens, offsets=offsets, encoded=encoded, total_tokens=total)
 
 
 def placed(prepared: Prepared, tagged: list[Tagged], labels: int) -> list[Tagged]:
@@ -124,11 +127,10 @@ def placed(prepared: Prepared, tagged: list[Tagged], labels: int) -> list[Tagged
 
     `labels` is the number of output tags (top_k's columns), for the empty marginals.
     """
-    out, answers = [], iter(tagged)
-    empty = Tagged([], (), np.empty(0), np.empty((0, labels)))
-    for tokens in prepared.tokens:
-        out.append(next(answers) if tokens else empty)
-    return out
+    if len(tagged) == len(prepared.tokens):
+        return tagged  # no blank text: the answers as they are
+    answers, empty = iter(tagged), Tagged([], (), np.empty(0), np.empty((0, labels)))
+    return [next(answers) if tokens else empty for tokens in prepared.tokens]
 
 
 def result(
