@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from tagger.conllu import TaggedText, sentences_document
 from tagger.readers import Sentence, write_columns
 from tagger.schemes import to_spans
 from tagger.tokenizer import tokenize
@@ -58,13 +59,14 @@ def tokenized(texts: Sequence[str]) -> list[TaggedInput]:
     return out
 
 
-def write(items: Iterable[TaggedInput], out: TextIO, fmt: str, spans: bool) -> None:
+def write(items: Sequence[TaggedInput], out: TextIO, fmt: str, spans: bool) -> None:
     """Write tagged inputs as `conll` (token<TAB>tag), `conllu` or `jsonl`."""
-    for index, item in enumerate(items, start=1):
+    if fmt == "conllu":
+        out.write(sentences_document((TaggedText(i.tokens, i.tags, i.text, i.offsets) for i in items), spans))
+        return
+    for item in items:
         if fmt == "jsonl":
             out.write(json.dumps(_json(item, spans), ensure_ascii=False) + "\n")
-        elif fmt == "conllu":
-            out.write(_conllu(item, index, spans))
         else:
             write_columns([Sentence(item.tokens, item.tags)], out)
 
@@ -85,20 +87,6 @@ def _json(item: TaggedInput, spans: bool) -> dict[str, object]:
             found.append(one)
         entry["spans"] = found
     return entry
-
-
-def _conllu(item: TaggedInput, index: int, spans: bool) -> str:
-    """One CoNLL-U sentence: the tag in UPOS, or (span tags) `NER=` in MISC; `SpaceAfter=No` from the offsets."""
-    lines = [f"# sent_id = {index}"]
-    if item.text is not None:
-        lines.append(f"# text = {item.text}")
-    for i, (token, tag) in enumerate(zip(item.tokens, item.tags, strict=True)):
-        misc = [f"NER={tag}"] if spans else []
-        if item.offsets is not None and i + 1 < len(item.offsets) and item.offsets[i][1] == item.offsets[i + 1][0]:
-            misc.append("SpaceAfter=No")
-        upos = "_" if spans else tag
-        lines.append("\t".join([str(i + 1), token, "_", upos, "_", "_", "_", "_", "_", "|".join(misc) or "_"]))
-    return "\n".join(lines) + "\n\n"
 
 
 def from_sentences(sentences: Sequence[Sentence], tags: Sequence[Sequence[str]]) -> list[TaggedInput]:

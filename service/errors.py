@@ -26,10 +26,16 @@ class ApiError(Exception):
     """A refusal raised where it is detected; turned into an `ErrorResponse`."""
 
     def __init__(
-        self, status: int, reason: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        line: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.detail = ErrorDetail(status=status, reason=reason, message=message, field=field)
+        self.detail = ErrorDetail(status=status, reason=reason, message=message, field=field, line=line)
         self.headers = headers
 
 

@@ -14,13 +14,23 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.answers import answer
 from service.batcher import DeadlineExceeded, Draining, Overloaded, QueueFull, TooSlow, WorkerLost
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.registry import Served
-from service.schemas import ErrorResponse, Limits, ModelInfo, ModelList, TagRequest, TagResponse
+from service.schemas import (
+    ConlluResponse,
+    DisplacyResponse,
+    ErrorResponse,
+    Limits,
+    ModelInfo,
+    ModelList,
+    TagRequest,
+    TagResponse,
+)
 from service.settings import Settings
-from service.tagging import placed, prepare, result
+from service.tagging import placed, prepare
 from tagger.decoding import Tagged
 
 
@@ -138,15 +148,9 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
         raise _refused(err) from None
     answers = await _results(futures, request, settings.request_timeout_s) if futures else []
     tagged = placed(prepared, answers, len(served.output_tags))
-    offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(tagged)
-    texts: Sequence[str | None] = body.texts or [None] * len(tagged)
-    results = [
-        result(tokens, t, body, o, text, served)
-        for tokens, t, o, text in zip(prepared.tokens, tagged, offsets, texts, strict=True)
-    ]
     # Serialized here: FastAPI would otherwise re-validate the whole response
-    # against TagResponse (which documents it) on the event loop, per request.
-    payload = {"model": name, "version": served.version, "results": results}
+    # against its schema (which documents it) on the event loop, per request.
+    payload = answer(name, body, prepared, tagged, served)
     return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 
@@ -155,7 +159,7 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
 @router.post(
     "/v1/models/{model}/tag",
     summary="Tag with a named model",
-    response_model=TagResponse,
+    response_model=TagResponse | ConlluResponse | DisplacyResponse,
     response_model_exclude_none=True,
     responses=NAMED_ERRORS,
 )
@@ -167,7 +171,7 @@ async def tag_with(model: str, body: TagRequest, request: Request) -> Response:
 @router.post(
     "/v1/tag",
     summary="Tag with the default model",
-    response_model=TagResponse,
+    response_model=TagResponse | ConlluResponse | DisplacyResponse,
     response_model_exclude_none=True,
     responses=ERRORS,
 )

@@ -7,13 +7,15 @@ settings. Strict types: a number where a token belongs is an error, not "3".
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
+Format = Literal["json", "conllu", "displacy"]
+
 
 class TagRequest(BaseModel):
-    """Either pre-tokenized `sentences` or raw `texts`, never both."""
+    """One input: pre-tokenized `sentences`, raw `texts`, or a `conllu` document."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -21,6 +23,8 @@ class TagRequest(BaseModel):
             "examples": [
                 {"sentences": [["The", "cat", "sat", "."]], "scores": True},
                 {"texts": ["I don't like green eggs."], "top_k": 2},
+                {"texts": ["Tim Cook visited Berlin."], "format": "displacy"},
+                {"conllu": "# text = Hi there\n1\tHi\t_\t_\t_\t_\t_\t_\t_\t_\n2\tthere\t_\t_\t_\t_\t_\t_\t_\t_\n\n"},
             ]
         },
     )
@@ -31,8 +35,20 @@ class TagRequest(BaseModel):
     texts: Annotated[list[StrictStr], Field(min_length=1)] | None = Field(
         None, description="raw texts, tokenized by the built-in UD/PTB-style tokenizer"
     )
-    scores: StrictBool = Field(False, description="add the probability of each chosen tag")
-    top_k: int = Field(0, ge=0, description="add the k most probable tags per token")
+    # no min_length: a constrained str refuses a lone surrogate before tagging can name its line
+    conllu: StrictStr | None = Field(
+        None,
+        description="a CoNLL-U document: its FORM column is tagged, and (format conllu, the default for this "
+        "input) it comes back with only the tag column filled (UPOS, or NER= in MISC for span models)",
+    )
+    format: Format | None = Field(
+        None,
+        description="the answer: json (results per input; the default for sentences and texts), conllu (one "
+        "CoNLL-U document; the default for conllu input) or displacy (what spaCy's displacy.render(manual=True) "
+        "takes)",
+    )
+    scores: StrictBool = Field(False, description="add the probability of each chosen tag (format json)")
+    top_k: int = Field(0, ge=0, description="add the k most probable tags per token (format json)")
 
     @field_validator("top_k", mode="before")
     @classmethod
@@ -46,9 +62,16 @@ class TagRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_input(self) -> TagRequest:
-        if (self.sentences is None) == (self.texts is None):
-            raise ValueError("give exactly one of 'sentences' (token lists) or 'texts' (strings)")
+        if sum(x is not None for x in (self.sentences, self.texts, self.conllu)) != 1:
+            raise ValueError(
+                "give exactly one of 'sentences' (token lists), 'texts' (strings) or 'conllu' (a CoNLL-U document)"
+            )
         return self
+
+    @property
+    def answer_format(self) -> Format:
+        """The format asked for, or the input's own: CoNLL-U in, CoNLL-U out."""
+        return self.format or ("conllu" if self.conllu is not None else "json")
 
 
 class TagScore(BaseModel):
@@ -81,6 +104,52 @@ class TagResponse(BaseModel):
     model: str
     version: str
     results: list[TagResult]
+
+
+class ConlluResponse(BaseModel):
+    """`format: conllu`: one CoNLL-U document (UDPipe's REST service answers the same in `result`)."""
+
+    model: str
+    version: str
+    format: Literal["conllu"]
+    conllu: str
+
+
+class DisplacyEntity(BaseModel):
+    start: int = Field(description="first character")
+    end: int = Field(description="character after the last")
+    label: str
+
+
+class DisplacyEntities(BaseModel):
+    """One input in displaCy's manual entity format (span models)."""
+
+    text: str
+    ents: list[DisplacyEntity]
+    title: None = None
+
+
+class DisplacyWord(BaseModel):
+    text: str
+    tag: str
+
+
+class DisplacyWords(BaseModel):
+    """One input in displaCy's manual dependency format, without arcs (tag models)."""
+
+    words: list[DisplacyWord]
+    arcs: list[dict[str, Any]]
+    title: None = None
+
+
+class DisplacyResponse(BaseModel):
+    """`format: displacy`: `displacy.render(results, style="ent" or "dep", manual=True)` draws it."""
+
+    model: str
+    version: str
+    format: Literal["displacy"]
+    style: Literal["ent", "dep"] = Field(description="the displacy style the results are for")
+    results: list[DisplacyEntities] | list[DisplacyWords]
 
 
 class Limits(BaseModel):
@@ -123,6 +192,7 @@ class ErrorDetail(BaseModel):
     reason: str = Field(description="machine-readable cause, the `reason` label of tagger_rejections")
     message: str
     field: str | None = None
+    line: int | None = Field(default=None, description="conllu input: the 1-based line the refusal is about")
     request_id: str | None = None  # the request's X-Request-ID (the client's, or one made for it)
 
 

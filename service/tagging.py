@@ -15,6 +15,7 @@ from service.errors import ApiError
 from service.registry import Served
 from service.schemas import TagRequest
 from service.settings import Settings
+from tagger.conllu import ConlluError, Document, parse
 from tagger.decoding import Tagged, top_k
 from tagger.encoding import Encoded, Vocab
 from tagger.tokenizer import tokenize
@@ -28,6 +29,7 @@ class Prepared:
     offsets: list[list[tuple[int, int]]] | None  # per input, when the input was text
     encoded: list[Encoded]  # the inputs with tokens, in order: what is queued
     total_tokens: int
+    document: Document | None = None  # conllu input, to fill in
 
 
 def _too_many(field: str, what: str, count: int, limit: int, setting: str) -> ApiError:
@@ -39,20 +41,31 @@ def _too_many(field: str, what: str, count: int, limit: int, setting: str) -> Ap
     )
 
 
-def _check_unicode(field: str, value: str) -> None:
-    """Refuse a lone UTF-16 surrogate (JSON allows `"\\ud800"`): no answer holding it could be encoded."""
+def _surrogate_at(value: str) -> int | None:
+    """Where a lone UTF-16 surrogate is (JSON allows `"\\ud800"`): no answer holding it could be encoded."""
     if value.isascii():
-        return
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
+def _check_unicode(field: str, value: str, lines: bool = False) -> None:
+    """Refuse a lone surrogate, naming where it is (with `lines`, the line of a document)."""
+    at = _surrogate_at(value)
+    if at is not None:
+        line = value.count("\n", 0, at) + 1 if lines else None
+        where = f"{field} line {line}" if lines else field
         raise ApiError(
             422,
             "invalid_unicode",
-            f"{field} holds a lone UTF-16 surrogate (U+{ord(value[err.start]):04X}) at character {err.start}; "
+            f"{where} holds a lone UTF-16 surrogate (U+{ord(value[at]):04X}) at character {at}; "
             "send text as UTF-8, or escape a character beyond U+FFFF as a surrogate pair",
             field,
-        ) from None
+            line=line,
+        )
 
 
 def _check_tokens(field: str, tokens: list[str], settings: Settings) -> None:
@@ -69,11 +82,54 @@ def _check_tokens(field: str, tokens: list[str], settings: Settings) -> None:
             )
 
 
+def _read_document(text: str, settings: Settings) -> Document:
+    """Parse a CoNLL-U input and check it against the limits; every refusal names its line."""
+    try:
+        document = parse(text)
+    except ConlluError as err:
+        raise ApiError(
+            422, "invalid_conllu", f"conllu line {err.line}: {err.reason}", "conllu", line=err.line
+        ) from None
+    if len(document.sentences) > settings.max_sentences:
+        raise _too_many("conllu", "sentences", len(document.sentences), settings.max_sentences, "TAGGER_MAX_SENTENCES")
+    for sentence in document.sentences:
+        line = sentence.first_line
+        if len(sentence.forms) > settings.max_tokens:
+            message = f"conllu line {line}: the sentence has {len(sentence.forms)} words; the limit is "
+            raise ApiError(
+                422, "too_many_tokens", f"{message}{settings.max_tokens} (TAGGER_MAX_TOKENS)", "conllu", line=line
+            )
+        for index, form in zip(sentence.words, sentence.forms, strict=True):
+            if len(form) > settings.max_token_chars:
+                message = f"conllu line {index + 1}: FORM has {len(form)} characters; the limit is "
+                limit = f"{settings.max_token_chars} (TAGGER_MAX_TOKEN_CHARS)"
+                raise ApiError(422, "too_many_characters", message + limit, "conllu", line=index + 1)
+    return document
+
+
+def _check_format(request: TagRequest) -> None:
+    fmt = request.answer_format
+    if fmt != "json" and (request.scores or request.top_k):
+        asked = "top_k" if request.top_k else "scores"
+        raise ApiError(
+            422,
+            "format_without_scores",
+            f"{asked} is answered in the json format only; this request asks for format {fmt!r}",
+            asked,
+        )
+
+
 def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
     """Check the request against the limits, tokenize texts, encode every sentence."""
+    _check_format(request)
+    document = None
+    if request.conllu is not None:
+        _check_unicode("conllu", request.conllu, lines=True)
+        document = _read_document(request.conllu, settings)
+        request = request.model_copy(update={"sentences": [list(s.forms) for s in document.sentences], "conllu": None})
     inputs = request.sentences if request.sentences is not None else request.texts
     assert inputs is not None
-    name = "sentences" if request.sentences is not None else "texts"
+    name = "conllu" if document is not None else "sentences" if request.sentences is not None else "texts"
     if len(inputs) > settings.max_sentences:
         raise _too_many(name, "items", len(inputs), settings.max_sentences, "TAGGER_MAX_SENTENCES")
     if request.top_k > settings.max_top_k:
@@ -119,7 +175,7 @@ def prepare(request: TagRequest, vocab: Vocab, settings: Settings) -> Prepared:
             "top_k" if request.top_k else name,
         )
     encoded = [vocab.encode_sentence(s) for s in tokens if s]
-    return Prepared(tokens=tokens, offsets=offsets, encoded=encoded, total_tokens=total)
+    return Prepared(tokens=tokens, offsets=offsets, encoded=encoded, total_tokens=total, document=document)
 
 
 def placed(prepared: Prepared, tagged: list[Tagged], labels: int) -> list[Tagged]:
