@@ -28,6 +28,7 @@ from service.openapi import with_limits
 from service.registry import load_served, warm_up
 from service.routes import AppState, echo_router, router
 from service.settings import Settings
+from service.ui import mount_ui
 
 log = logging.getLogger("tagger")
 
@@ -63,6 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     if settings.docs:
         mount_docs(app, "/openapi.json")
+    if settings.ui:
+        mount_ui(app, docs=settings.docs)
     app.state.tagger = state
     app.openapi = with_limits(app, settings)  # type: ignore[method-assign]
     app.include_router(router)

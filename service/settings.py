@@ -96,6 +96,7 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="serve /metrics on this port instead of the API's (keep it private)"
     )
     docs: bool = Field(True, description="serve /docs (its assets from this host) and /openapi.json")
+    ui: bool = Field(True, description="serve the web page at / (tag in a browser; its files from this host)")
 
     # logs (service.logs)
     access_log: bool = Field(True, description="a line per request: method, route, model, status, sizes, ms, id")
