@@ -2,13 +2,14 @@
 
 Keys: `TAGGER_API_KEYS_FILE` names a file with one key per line, or its
 SHA-256 as `sha256:<64 hex digits>` (so the file need not hold the secret
-itself); blank lines and `#` comments are skipped. Then every `/v1` route
-needs `Authorization: Bearer <key>`: a missing or unknown key is a 401 with
+itself); blank lines and `#` comments are skipped. Then every `/v1` and `/v2`
+route needs `Authorization: Bearer <key>`: a missing or unknown key is a 401 with
 `WWW-Authenticate: Bearer`. Keys are kept and compared only as SHA-256
 digests, in constant time against every known digest, and never logged; a
 key is named in metrics by its id, the first 8 hex digits of its digest.
-`/livez`, `/readyz` and `/metrics` stay open (probes and scrapers carry no
-keys; move /metrics off the public port with TAGGER_METRICS_PORT).
+`/livez`, `/readyz`, `/v2/health/live`, `/v2/health/ready` and `/metrics` stay
+open (probes and scrapers carry no keys; move /metrics off the public port
+with TAGGER_METRICS_PORT), and `/v2/repository` has a token of its own.
 
 Rate limit: `TAGGER_RATE_LIMIT` requests per second (0 = off), with bursts of
 `TAGGER_RATE_BURST`, per key, or per client address when no keys are set; a
@@ -33,7 +34,8 @@ from service.errors import error_response
 from service.schemas import ErrorDetail
 
 _HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})")
-PROTECTED = "/v1/"  # path prefix of the routes that need a key
+PROTECTED = ("/v1/", "/v2")  # path prefixes of the routes that need a key (/v2: the Open Inference Protocol)
+OPEN = ("/v2/health/", "/v2/repository/")  # its probes, and model control (which has a token of its own)
 MAX_BUCKETS = 10_000  # clients remembered by the rate limit; the least recently seen are forgotten first
 
 
@@ -107,7 +109,7 @@ class AccessControl:
         self.limited = limited  # tagger_rate_limited_total{client}: a key id, or "address"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED) or scope["path"].startswith(OPEN):
             await self.app(scope, receive, send)
             return
         client = "address"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -13,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service import oip
 from service.access import AccessControl, RateLimit, load_keys
+from service.control import control_router
 from service.docs import mount_docs
 from service.errors import (
     ApiError,
@@ -26,6 +29,7 @@ from service.metrics import InferenceProcesses, create_metrics
 from service.middleware import RequestGuard, RequestIds, RequestMetrics
 from service.openapi import with_limits
 from service.registry import load_served, warm_up
+from service.repository import Repository
 from service.routes import AppState, echo_router, router
 from service.settings import Settings
 from service.ui import mount_ui
@@ -37,7 +41,10 @@ def create_app(settings: Settings) -> FastAPI:
     """Load and verify every model now (errors stop start-up); serve once the lifespan starts."""
     keys = load_keys(settings.api_keys_file) if settings.api_keys_file is not None else None
     metrics = create_metrics()
-    state = AppState(settings=settings, metrics=metrics, models=load_served(settings, metrics))
+    models = load_served(settings, metrics)
+    state = AppState(settings, metrics, models, Repository(settings, metrics, models))
+    if settings.control_token is not None:
+        state.control_digest = hashlib.sha256(settings.control_token.get_secret_value().encode()).digest()
     metrics.registry.register(
         InferenceProcesses(lambda: {name: m.batcher.pid for name, m in state.models.items() if m.batcher.pid})
     )
@@ -46,11 +53,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for served in state.models.values():
             served.batcher.start()
-        task = asyncio.create_task(_warm(state))
-        state.background.add(task)
-        task.add_done_callback(state.background.discard)
+        tasks = [asyncio.create_task(_warm(state))]
+        if settings.model_poll_s > 0:
+            tasks.append(asyncio.create_task(state.repository.poll_forever(settings.model_poll_s)))
+        for task in tasks:
+            state.background.add(task)
+            task.add_done_callback(state.background.discard)
         yield
         state.draining, state.ready = True, False
+        for task in tasks:
+            task.cancel()
+        await state.repository.drain()  # old versions finishing their last requests
         await asyncio.gather(*(served.batcher.drain() for served in state.models.values()))
 
     app = FastAPI(
@@ -69,14 +82,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tagger = state
     app.openapi = with_limits(app, settings)  # type: ignore[method-assign]
     app.include_router(router)
+    app.include_router(oip.router)
+    if settings.control_token is not None:
+        app.include_router(control_router)
     if settings.echo_endpoint:
         app.include_router(echo_router)
     app.add_exception_handler(ApiError, handle_api_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
-    routes = [*router.routes, *echo_router.routes] if settings.echo_endpoint else list(router.routes)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, routes=routes)
+    routes = [*router.routes, *oip.router.routes, *(echo_router.routes if settings.echo_endpoint else [])]
+    control = list(control_router.routes) if settings.control_token is not None else []  # they read no body
+    app.add_middleware(
+        RequestGuard, max_body_bytes=settings.max_body_bytes, routes=routes, tensor_routes=oip.router.routes
+    )
     if keys is not None or settings.rate_limit > 0:
         burst = settings.rate_burst or max(1, math.ceil(2 * settings.rate_limit))
         limit = RateLimit(settings.rate_limit, burst) if settings.rate_limit > 0 else None
@@ -84,7 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         RequestMetrics,
         metrics=metrics,
-        routes=routes,  # matched for requests refused before routing
+        routes=routes + control,  # matched for requests refused before routing
         models=lambda: set(state.models),
         default_model=settings.default_model,
         access_log=settings.access_log,

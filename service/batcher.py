@@ -53,6 +53,10 @@ class WorkerLost(Exception):
     """The process running a model's inference exited with sentences in flight."""
 
 
+class LoadFailed(Exception):
+    """A model's inference could not load it (its graph, its files, its inputs)."""
+
+
 class TooSlow(Exception):
     """A request that could not finish before its deadline at the model's measured speed, even alone."""
 
@@ -112,6 +116,9 @@ class ModelBatcher(Protocol):
 
     async def ready(self) -> None:
         """Return once the model is loaded and warmed up."""
+
+    async def loaded(self) -> None:
+        """Like `ready`, for a new version on trial: raise `LoadFailed` rather than retry if it cannot load."""
 
     def submit(
         self, sentences: Sequence[Encoded], deadline: float, details: bool = True
@@ -283,6 +290,13 @@ class Batcher(Generic[R]):
             rate = await asyncio.to_thread(self._warm_up)
             if rate:
                 self._queue.speed.slots_per_second = rate
+
+    async def loaded(self) -> None:
+        """The session was opened with the batcher: only the warm-up is left to fail."""
+        try:
+            await self.ready()
+        except Exception as err:
+            raise LoadFailed(f"{type(err).__name__}: {err}") from err
 
     def submit(self, sentences: Sequence[Encoded], deadline: float, details: bool = True) -> list[asyncio.Future[R]]:
         """Queue sentences (all or none); each future resolves to that sentence's result (`details`: unused here,

@@ -2,6 +2,9 @@
 
 {"error": {"status": 422, "reason": "too_many_tokens", "field": "sentences[3]",
            "message": "sentences[3] has 600 tokens; the limit is 512 (TAGGER_MAX_TOKENS)"}}
+
+Under /v2 (the Open Inference Protocol) the same refusal is the protocol's {"error": "<message>"}; its
+reason is in the `x-tagger-reason` header, as on /v1, for the metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ from service.schemas import ErrorDetail, ErrorResponse, TagRequest
 logger = logging.getLogger("tagger")
 # the id of the request being answered (set by `service.middleware.RequestIds`), for error bodies and log lines
 REQUEST_ID = contextvars.ContextVar[str | None]("request_id", default=None)
+# whether the request is one of the Open Inference Protocol's (/v2 and below; set by RequestIds too): its
+# errors are the protocol's {"error": "<message>"}, and a body that fails validation is a 400
+OIP = contextvars.ContextVar[bool]("oip", default=False)
+
+
+def is_oip(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
 
 
 class ApiError(Exception):
@@ -42,7 +52,10 @@ class ApiError(Exception):
 def error_response(detail: ErrorDetail, headers: dict[str, str] | None = None) -> JSONResponse:
     if detail.request_id is None and REQUEST_ID.get() is not None:
         detail = detail.model_copy(update={"request_id": REQUEST_ID.get()})
-    response = JSONResponse(ErrorResponse(error=detail).model_dump(exclude_none=True), detail.status, headers)
+    if OIP.get():
+        response = JSONResponse({"error": detail.message}, detail.status, headers)
+    else:
+        response = JSONResponse(ErrorResponse(error=detail).model_dump(exclude_none=True), detail.status, headers)
     response.headers["x-tagger-reason"] = detail.reason  # read by the metrics middleware
     return response
 
@@ -76,7 +89,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
         message = f"{field}: unknown field; allowed: {', '.join(TagRequest.model_fields)}"
     if len(exc.errors()) > 1:
         message += f" (and {len(exc.errors()) - 1} more problems)"
-    return error_response(ErrorDetail(status=422, reason="invalid_request", message=message, field=field))
+    status = 400 if OIP.get() else 422
+    return error_response(ErrorDetail(status=status, reason="invalid_request", message=message, field=field))
 
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -48,6 +48,7 @@ class Metrics:
     rejections: Counter
     model_info: Info
     inference_restarts: Counter
+    model_changes: Counter
     rate_limited: Counter
 
 
@@ -112,6 +113,12 @@ def create_metrics() -> Metrics:
             "tagger_inference_restarts",
             "inference processes replaced after exiting unexpectedly",
             by_model,
+            registry=r,
+        ),
+        model_changes=Counter(
+            "tagger_model_changes",
+            "changes to the served models: a version loaded or swapped in, unloaded, or refused (failed)",
+            ["model", "change"],
             registry=r,
         ),
         rate_limited=Counter(

@@ -2,7 +2,8 @@
 
 The guard reads a POST body once, bounded by `max_body_bytes`, and refuses it
 before any parsing when it is too large (413), not JSON (415) or not UTF-8
-(400); the app then reads the same bytes from memory.
+(400); the app then reads the same bytes from memory. The Open Inference Protocol's tensor routes
+may carry binary tensor data after their JSON: for them it checks the size alone, and the route the rest.
 
 A body too large is read on and thrown away (up to `DRAIN_FACTOR` times the
 limit) before the 413 goes out: many clients (Python's urllib, with its
@@ -23,35 +24,52 @@ from collections.abc import Callable, Sequence
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import REQUEST_ID, error_response
+from service.errors import OIP, REQUEST_ID, error_response, is_oip
 from service.logs import access
 from service.metrics import Metrics
 from service.schemas import ErrorDetail
 
 DRAIN_FACTOR = 8  # a body over the limit is read and discarded up to this many times the limit, then answered
+# the Open Inference Protocol's tensor routes: JSON, or JSON then binary tensor data (binary tensor extension),
+# with or without a content type (tritonclient sends none); the route reads the JSON object and checks it
+TENSOR_MEDIA = ("", "application/json", "application/octet-stream")
+# readiness probes: a 503 while warming up or draining is the probe working, not a refusal
+PROBES = {"/readyz", "/v2/health/ready", "/v2/models/{model}/ready", "/v2/models/{model}/versions/{version}/ready"}
 
 
 class RequestGuard:
     """Body checks for the POST routes; anything else (an unknown path, a GET route) goes on to routing,
     which answers 404 or 405 before anyone looks at a content type."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, routes: Sequence[BaseRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        routes: Sequence[BaseRoute],
+        tensor_routes: Sequence[BaseRoute] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.routes = [route for route in routes if "POST" in getattr(route, "methods", set())]
+        self.tensor_routes = [route for route in tensor_routes if "POST" in getattr(route, "methods", set())]
 
-    def _routed(self, scope: Scope) -> bool:
-        return any(route.matches(scope)[0] == Match.FULL for route in self.routes)
+    @staticmethod
+    def _routed(scope: Scope, routes: Sequence[BaseRoute]) -> bool:
+        return any(route.matches(scope)[0] == Match.FULL for route in routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not self._routed(scope):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        tensors = self._routed(scope, self.tensor_routes)
+        if not tensors and not self._routed(scope, self.routes):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self._check_headers(headers)
+        refusal = self._check_headers(headers, TENSOR_MEDIA if tensors else ("application/json",))
         body, unread = b"", True
         if refusal is None:
-            body, refusal, unread = await self._read(receive)
+            body, refusal, unread = await self._read(receive, text=not tensors)
         if refusal is not None:
             expecting = headers.get("expect", "").lower() == "100-continue"  # nothing sent until we say go on
             if refusal.reason == "body_too_large" and unread and not expecting:
@@ -69,22 +87,23 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
-    def _check_headers(self, headers: dict[str, str]) -> ErrorDetail | None:
+    def _check_headers(self, headers: dict[str, str], media_types: tuple[str, ...]) -> ErrorDetail | None:
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json":
+        if media not in media_types:
             shown = media or "none"
+            allowed = " or ".join(m for m in media_types if m) + (" (or none)" if "" in media_types else "")
             return ErrorDetail(
                 status=415,
                 reason="unsupported_media_type",
-                message=f"content-type must be application/json, got {shown}",
+                message=f"content-type must be {allowed}, got {shown}",
             )
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return self._too_large(int(length))
         return None
 
-    async def _read(self, receive: Receive) -> tuple[bytes, ErrorDetail | None, bool]:
-        """(body, refusal or None, whether part of the body is still unread)."""
+    async def _read(self, receive: Receive, text: bool = True) -> tuple[bytes, ErrorDetail | None, bool]:
+        """(body, refusal or None, whether part of the body is still unread); `text`: check it is UTF-8 JSON text."""
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -99,6 +118,8 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if not text:
+            return body, None, False
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -168,6 +189,7 @@ class RequestIds:
         # not reset afterwards: each request runs in a task of its own (a copy of the context), and the
         # handler of unexpected errors runs outside this middleware, after it
         REQUEST_ID.set(request_id)
+        OIP.set(is_oip(scope["path"]))  # the shape of its error bodies
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -233,7 +255,7 @@ class RequestMetrics:
             seconds = time.perf_counter() - started
             self.metrics.requests.labels(*labels).inc()
             self.metrics.request_latency.labels(*labels).observe(seconds)
-            if status >= 400 and path != "/readyz":  # a 503 while warming up or draining is the probe working
+            if status >= 400 and path not in PROBES:
                 self.metrics.rejections.labels(reason or f"http_{status}").inc()
             if self.access_log:
                 sentences, tokens = scope.get("state", {}).get("tagged", (0, 0))

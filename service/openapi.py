@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service import oip
 from service.settings import Settings
 
 # A token or text must hold something other than whitespace. Python's idea of whitespace (str.strip, what
@@ -35,12 +36,21 @@ def describe_limits(request: dict[str, Any], settings: Settings) -> None:
     texts["maxItems"] = settings.max_sentences
     texts["items"] = {"type": "string", "maxLength": settings.max_text_chars}  # a blank text: an empty result
     properties["top_k"]["maximum"] = settings.max_top_k
+    inputs = {"sentences": "array", "texts": "array", "conllu": "string"}
     request["oneOf"] = [
-        {"required": ["sentences"], "properties": {"sentences": {"type": "array"}, "texts": {"type": "null"}}},
-        {"required": ["texts"], "properties": {"texts": {"type": "array"}, "sentences": {"type": "null"}}},
+        {"required": [name], "properties": {o: {"type": kind if o == name else "null"} for o, kind in inputs.items()}}
+        for name, kind in inputs.items()
+    ]
+    # scores and top_k only in the json format: asked for explicitly, or the default of sentences and texts
+    request["anyOf"] = [
+        {"properties": {"scores": {"const": False}, "top_k": {"const": 0}}},
+        {"required": ["format"], "properties": {"format": {"const": "json"}}},
+        {"properties": {"format": {"type": "null"}, "conllu": {"type": "null"}}},
     ]
     request["description"] = (
-        "Exactly one of `sentences` (token lists) or `texts` (strings). Beyond the limits of each field: at "
+        "Exactly one of `sentences` (token lists), `texts` (strings) or `conllu` (a CoNLL-U document, whose "
+        "structure is checked by the server: 422 `invalid_conllu` naming the line). `scores` and `top_k` only "
+        "with the json format. Beyond the limits of each field: at "
         f"most {settings.max_request_tokens} tokens in all (TAGGER_MAX_REQUEST_TOKENS; a text counts the tokens "
         f"the tokenizer finds, at most {settings.max_tokens} a text), and tokens x (1 + top_k) at most "
         f"{settings.max_response_values} (TAGGER_MAX_RESPONSE_VALUES)."
@@ -63,9 +73,13 @@ def with_limits(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]
         if app.openapi_schema is None:
             schema = generate()
             describe_limits(schema["components"]["schemas"]["TagRequest"], settings)
-            # FastAPI documents a 422 for every route with a parameter; a model name is any string, and an
-            # unknown one is a 404, so this route never answers 422
-            schema["paths"]["/v1/models/{model}"]["get"]["responses"].pop("422", None)
+            oip.document(schema, settings)
+            # FastAPI documents a 422 for every route with a parameter; a model name (or version) is any
+            # string, and an unknown one is a 404: a route whose 422 is only FastAPI's never answers it
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    if operation["responses"].get("422", {}).get("description") == "Validation Error":
+                        del operation["responses"]["422"]
             app.openapi_schema = schema
         return app.openapi_schema
 

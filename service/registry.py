@@ -68,7 +68,7 @@ def load_served(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     served: dict[str, Served] = {}
     for folder in discover(settings.models):
         started = time.perf_counter()
-        model = _serve(folder, settings, metrics)
+        model = build_served(folder, settings, metrics)
         log.info(
             "loaded model %s version %s task %s from %s in %.2f s",
             model.name,
@@ -84,9 +84,9 @@ def load_served(settings: Settings, metrics: Metrics) -> dict[str, Served]:
             )
         served[model.name] = model
         metrics.inference_restarts.labels(model.name)  # exported at 0, so increase() sees the first restart
-        metrics.model_info.labels(model.name).info(
-            {"version": model.version, "sha256": model.metadata.files[MODEL_FILE], "task": model.metadata.task}
-        )
+        metrics.model_changes.labels(model.name, "loaded").inc()
+        metrics.model_changes.labels(model.name, "failed")  # at 0, for the same reason
+        metrics.model_info.labels(model.name).info(describe_loaded(model))
     if settings.default_model not in served:
         raise ArtifactError(
             f"default model {settings.default_model!r} (TAGGER_DEFAULT_MODEL) is not among the served models "
@@ -95,11 +95,17 @@ def load_served(settings: Settings, metrics: Metrics) -> dict[str, Served]:
     return served
 
 
-def _serve(folder: Path, settings: Settings, metrics: Metrics) -> Served:
+def describe_loaded(model: Served) -> dict[str, str]:
+    """The labels of `tagger_model_info` for a model."""
+    return {"version": model.version, "sha256": model.metadata.files[MODEL_FILE], "task": model.metadata.task}
+
+
+def build_served(folder: Path, settings: Settings, metrics: Metrics) -> Served:
+    """Verify one export folder and build its batcher (not started)."""
     if settings.inference_process:
         metadata, vocab = load_export(folder)  # verifies every file's sha256, the graph's included
         decoder = load_decoder(folder, metadata, vocab)
-        batcher: ModelBatcher = RemoteBatcher(metadata.name, str(folder), settings, metrics)
+        batcher: ModelBatcher = RemoteBatcher(metadata.name, str(folder), settings, metrics, metadata.files)
         return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher, _card(folder))
     runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
     warm_up = runtime.warm_up if settings.warmup else None

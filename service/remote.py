@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import worker
-from service.batcher import DeadlineExceeded, Draining, QueueFull, WorkerLost, admit, observe_batch
+from service.batcher import DeadlineExceeded, Draining, LoadFailed, QueueFull, WorkerLost, admit, observe_batch
 from service.messages import (
     BatchDone,
     Cancel,
@@ -84,9 +84,12 @@ class _Connection(asyncio.Protocol):
 class RemoteBatcher:
     """One model's queue and inference in a child process; futures and metrics here. A `ModelBatcher`."""
 
-    def __init__(self, name: str, folder: str, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, name: str, folder: str, settings: Settings, metrics: Metrics, files: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self._folder = folder
+        self._files = files  # the sha256s the server read: an inference process serving other files refuses
         self._settings = settings
         self._metrics = metrics
         self._requests: dict[int, _Request] = {}
@@ -97,6 +100,7 @@ class RemoteBatcher:
         self._transport: asyncio.Transport | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._ready: asyncio.Future[None] | None = None
+        self._first: asyncio.Future[None] | None = None  # the first inference process: ready, or why it is not
         self._drained: asyncio.Future[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._draining = False
@@ -124,6 +128,8 @@ class RemoteBatcher:
         """Spawn the inference process and keep one running until `drain`; call from the serving event loop."""
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
+        self._first = loop.create_future()
+        self._first.add_done_callback(lambda f: f.cancelled() or f.exception())  # read or not, no warning
         self._supervisor = loop.create_task(self._supervise())
         self._watchdog = loop.create_task(self._watch())
 
@@ -131,6 +137,15 @@ class RemoteBatcher:
         """Wait until the inference process has loaded and warmed up its model."""
         assert self._ready is not None, "RemoteBatcher.start() was not called"
         await asyncio.shield(self._ready)
+
+    async def loaded(self) -> None:
+        """Wait until the first inference process is ready; raise `LoadFailed` if it cannot load the model.
+
+        `ready` waits through restarts (a model served since start-up keeps
+        being retried); a new version on trial is given one chance.
+        """
+        assert self._first is not None, "RemoteBatcher.start() was not called"
+        await asyncio.shield(self._first)
 
     def submit(
         self, sentences: Sequence[Encoded], deadline: float, details: bool = True
@@ -228,7 +243,10 @@ class RemoteBatcher:
         context = multiprocessing.get_context("spawn")  # fork would copy this process's threads and loop
         ours, theirs = socket.socketpair()
         process = context.Process(
-            target=worker.main, args=(self._folder, self._settings, theirs), name=f"tagger-{self.name}", daemon=True
+            target=worker.main,
+            args=(self._folder, self._settings, theirs, self._files),
+            name=f"tagger-{self.name}",
+            daemon=True,
         )
         with _signals_blocked():  # inherited: a Ctrl-C while it starts up stays the server's business
             process.start()
@@ -249,6 +267,10 @@ class RemoteBatcher:
             else:
                 ours.close()
         await asyncio.to_thread(process.join)
+        if self._first is not None and not self._first.done():
+            self._first.set_exception(
+                LoadFailed(f"its inference process exited (code {process.exitcode}) before it was ready")
+            )
         if not self._drained.done():
             self._drained.set_result(None)
         self._fail_all(WorkerLost(f"model {self.name!r}: its inference process exited (code {process.exitcode})"))
@@ -290,8 +312,12 @@ class RemoteBatcher:
                 self._speed.slots_per_second = message.slots_per_second
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
+            if self._first is not None and not self._first.done():
+                self._first.set_result(None)
         elif isinstance(message, LoadError):
             log.error("model %r: the inference process cannot load %s: %s", self.name, self._folder, message.message)
+            if self._first is not None and not self._first.done():
+                self._first.set_exception(LoadFailed(message.message))
         elif isinstance(message, Drained) and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 

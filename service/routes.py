@@ -19,6 +19,7 @@ from service.batcher import DeadlineExceeded, Draining, Overloaded, QueueFull, T
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.registry import Served
+from service.repository import Repository
 from service.schemas import (
     ConlluResponse,
     DisplacyResponse,
@@ -30,7 +31,7 @@ from service.schemas import (
     TagResponse,
 )
 from service.settings import Settings
-from service.tagging import placed, prepare
+from service.tagging import Prepared, placed, prepare
 from tagger.decoding import Tagged
 
 
@@ -38,7 +39,9 @@ from tagger.decoding import Tagged
 class AppState:
     settings: Settings
     metrics: Metrics
-    models: dict[str, Served]
+    models: dict[str, Served]  # changed only by `repository` (loads, unloads, swaps)
+    repository: Repository
+    control_digest: bytes = b""  # sha256 of TAGGER_CONTROL_TOKEN: /v2/repository is mounted when set
     ready: bool = False
     draining: bool = False
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -133,8 +136,18 @@ def _deadline_exceeded(timeout: float) -> ApiError:
 
 async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -> Response:
     served = _served(state, name)
-    settings = state.settings
-    prepared = prepare(body, served.vocab, settings)
+    prepared = prepare(body, served.vocab, state.settings)
+    tagged = await run_prepared(served, body, prepared, request, state.settings)
+    # Serialized here: FastAPI would otherwise re-validate the whole response
+    # against its schema (which documents it) on the event loop, per request.
+    payload = answer(name, body, prepared, tagged, served)
+    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
+
+
+async def run_prepared(
+    served: Served, body: TagRequest, prepared: Prepared, request: Request, settings: Settings
+) -> list[Tagged]:
+    """Queue a prepared request and wait for its results, one per input: the path /v1 and /v2 (service.oip) share."""
     request.state.tagged = (len(prepared.tokens), prepared.total_tokens)  # for the access log
     try:
         deadline = time.perf_counter() + settings.request_timeout_s
@@ -147,11 +160,7 @@ async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -
     except (QueueFull, Draining, WorkerLost, Overloaded) as err:
         raise _refused(err) from None
     answers = await _results(futures, request, settings.request_timeout_s) if futures else []
-    tagged = placed(prepared, answers, len(served.output_tags))
-    # Serialized here: FastAPI would otherwise re-validate the whole response
-    # against its schema (which documents it) on the event loop, per request.
-    payload = answer(name, body, prepared, tagged, served)
-    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
+    return placed(prepared, answers, len(served.output_tags))
 
 
 # The tag routes read the state from the app directly: a dependency costs
@@ -241,14 +250,22 @@ NOT_READY = {"application/json": {"example": {"status": "warming up"}}}
 )
 async def readyz(state: StateDep) -> JSONResponse:
     """200 once every model is loaded and warmed up; 503 before that and while draining."""
+    why = not_ready(state)
+    if why is not None:
+        return JSONResponse(why, 503)
+    return JSONResponse({"status": "ready", "models": sorted(state.models)})
+
+
+def not_ready(state: AppState) -> dict[str, Any] | None:
+    """Why the server is not ready (the body of /readyz's 503), or None when it is (also GET /v2/health/ready)."""
     if state.draining:
-        return JSONResponse({"status": "draining"}, 503)
+        return {"status": "draining"}
     if not state.ready:
-        return JSONResponse({"status": "warming up"}, 503)
+        return {"status": "warming up"}
     down = sorted(name for name, served in state.models.items() if not served.batcher.available)
     if down:
-        return JSONResponse({"status": "restarting", "models": down}, 503)
-    return JSONResponse({"status": "ready", "models": sorted(state.models)})
+        return {"status": "restarting", "models": down}
+    return None
 
 
 @router.get(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODELS = Path(__file__).resolve().parents[1] / "exports"
@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     docs: bool = Field(True, description="serve /docs (its assets from this host) and /openapi.json")
     ui: bool = Field(True, description="serve the web page at / (tag in a browser; its files from this host)")
 
+    # the live model repository (service.repository)
+    control_token: SecretStr | None = Field(
+        None,
+        description="turns on /v2/repository (index, load, unload) for requests with Authorization: Bearer <token>",
+    )
+    model_poll_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="look at the models folder this often: load new export folders, swap in changed ones, "
+        "unload removed ones; 0 = only at start-up and on /v2/repository requests",
+    )
+
     # logs (service.logs)
     access_log: bool = Field(True, description="a line per request: method, route, model, status, sizes, ms, id")
     log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
@@ -112,4 +124,6 @@ class Settings(BaseSettings):
                 f"max_batch_tokens ({self.max_batch_tokens}) must be >= max_tokens ({self.max_tokens}): "
                 "a sentence at the token limit must fit in a batch"
             )
+        if self.control_token is not None and len(self.control_token.get_secret_value()) < 16:
+            raise ValueError("control_token needs 16 characters or more (it loads and unloads models)")
         return self

@@ -43,6 +43,7 @@ from service.messages import (
     unframe,
 )
 from service.settings import Settings
+from tagger.artifact import MODEL_FILE, ArtifactError
 from tagger.encoding import Encoded, pad
 from tagger.runtime import load_runtime
 
@@ -61,9 +62,16 @@ class _Worker:
     thread means no lock hand-overs inside this process either.
     """
 
-    def __init__(self, folder: str, settings: Settings, sock: socket.socket) -> None:
+    def __init__(self, folder: str, settings: Settings, sock: socket.socket, files: dict[str, str] | None) -> None:
         self.sock = sock
         self.runtime = load_runtime(folder, settings.intra_threads, settings.spinning)
+        # replaced on disk since the server read it: the server encodes for the version it read
+        if files is not None and self.runtime.metadata.files != files:
+            raise ArtifactError(
+                f"{folder} now holds another version of the model than the one the server loaded "
+                f"({self.runtime.metadata.files.get(MODEL_FILE, '?')[:12]}, not {files.get(MODEL_FILE, '?')[:12]}); "
+                "load it again (POST /v2/repository/models/{model}/load, or TAGGER_MODEL_POLL_S) to serve it"
+            )
         self.queue: BatchQueue[Ticket] = BatchQueue(self.runtime.name, BatchLimits.of(settings))
         self.inbox = bytearray()
         self.server_gone = False
@@ -152,14 +160,14 @@ class _Worker:
         self.send(BatchDone(report, results))
 
 
-def main(folder: str, settings: Settings, sock: socket.socket) -> None:
+def main(folder: str, settings: Settings, sock: socket.socket, files: dict[str, str] | None = None) -> None:
     """Entry point of the inference process (spawned by `service.remote.RemoteBatcher`)."""
     # Signals are the server's business: it drains this process with a message.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked while we were spawned
     try:
-        worker = _Worker(folder, settings, sock)
+        worker = _Worker(folder, settings, sock, files)
         if settings.warmup:
             worker.queue.speed.slots_per_second = worker.runtime.warm_up()
     except Exception as err:

@@ -150,7 +150,7 @@ CATALOGUE: list[tuple[str, str, str, dict[str, str], bytes | None, int, str]] = 
     ("an unknown model's info", "GET", "/v1/models/nope", {}, None, 404, "unknown_model"),
     ("POST to a GET route", "POST", "/livez", {}, b"{}", 405, "method_not_allowed"),
     ("POST to /metrics without a content type", "POST", "/metrics", {}, b"x", 405, "method_not_allowed"),
-    ("POST to an unknown path", "POST", "/v2/anything", {}, b"{}", 404, "not_found"),
+    ("POST to an unknown path", "POST", "/v3/anything", {}, b"{}", 404, "not_found"),  # /v2 answers OIP errors
     ("GET a POST route", "GET", "/v1/tag", {}, None, 405, "method_not_allowed"),
     ("DELETE a model", "DELETE", "/v1/models/tiny", {}, None, 405, "method_not_allowed"),
     ("path traversal", "GET", "/v1/models/..%2F..%2Fetc%2Fpasswd", {}, None, 404, "not_found"),

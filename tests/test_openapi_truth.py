@@ -4,6 +4,7 @@ documented for it."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.trains
 
 OK = {"sentences": [["The", "cat"]]}
 KEY = "k-0123456789abcdef-truth"
+CONTROL = "control-0123456789-truth"
 
 
 def started(models_dir: Path, **settings: Any) -> TestClient:
@@ -39,7 +41,7 @@ def apps(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     keys = tmp_path_factory.mktemp("keys") / "keys"
     keys.write_text(KEY + "\n", encoding="utf-8")
     clients = {
-        "plain": started(models_dir, max_body_bytes=4096),
+        "plain": started(models_dir, max_body_bytes=4096, control_token=CONTROL),
         "keys": started(models_dir, api_keys_file=keys),
         "limited": started(models_dir, rate_limit=0.001, rate_burst=1),
         "tiny queue": started(models_dir, queue_size=1),
@@ -111,6 +113,145 @@ TRIGGERS: dict[tuple[str, str], dict[str, Trigger]] = {
     ("get", "/livez"): {"200": one("plain", "GET", "/livez")},
     ("get", "/readyz"): {"200": one("plain", "GET", "/readyz"), "503": draining},
     ("get", "/metrics"): {"200": one("plain", "GET", "/metrics"), "404": one("metrics elsewhere", "GET", "/metrics")},
+}
+
+# The Open Inference Protocol's routes (service/oip.py); "{version}" is the tiny model's
+OIP_OK = {"inputs": [{"name": "tokens", "datatype": "BYTES", "shape": [1, 2], "data": ["The", "cat"]}]}
+
+
+def v2(app: str, method: str, path: str, **kwargs: Any) -> Trigger:
+    def run(apps: dict[str, TestClient]) -> Response:
+        version = apps["plain"].get("/v2/models/tiny").json()["versions"][0]
+        return apps[app].request(method, path.format(version=version), **kwargs)
+
+    return run
+
+
+def v2_twice(method: str, path: str, **kwargs: Any) -> Trigger:
+    """The second of two identical requests to the rate-limited app."""
+    trigger = v2("limited", method, path, **kwargs)
+
+    def run(apps: dict[str, TestClient]) -> Response:
+        trigger(apps)
+        return trigger(apps)
+
+    return run
+
+
+def v2_draining(path: str) -> Trigger:
+    def run(apps: dict[str, TestClient]) -> Response:
+        state = apps["plain"].app.state.tagger  # type: ignore[attr-defined]
+        state.draining = True
+        try:
+            return v2("plain", "GET", path)(apps)
+        finally:
+            state.draining = False
+
+    return run
+
+
+def v2_model(path: str, unknown: str) -> dict[str, Trigger]:
+    return {
+        "200": v2("plain", "GET", path),
+        "401": v2("keys", "GET", path),
+        "404": v2("plain", "GET", unknown),
+        "429": v2_twice("GET", path),
+    }
+
+
+def v2_infer(path: str, unknown: str) -> dict[str, Trigger]:
+    blank = {"inputs": [{**OIP_OK["inputs"][0], "data": ["The", " "]}]}
+    two = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]}]}
+    return {
+        "200": v2("plain", "POST", path, json=OIP_OK),
+        "400": v2("plain", "POST", path, content=b"{", headers={"content-type": "application/json"}),
+        "401": v2("keys", "POST", path, json=OIP_OK),
+        "404": v2("plain", "POST", unknown, json=OIP_OK),
+        "413": v2("plain", "POST", path, json={"id": "a" * 5000, **OIP_OK}),
+        "415": v2("plain", "POST", path, content=b"{}", headers={"content-type": "text/plain"}),
+        "422": v2("plain", "POST", path, json=blank),
+        "429": v2_twice("POST", path, json=OIP_OK),
+        "503": v2("tiny queue", "POST", path, json=two),
+        "504": v2("no time", "POST", path, json=OIP_OK),
+    }
+
+
+TRIGGERS |= {
+    ("get", "/v2"): {"200": v2("plain", "GET", "/v2"), "401": v2("keys", "GET", "/v2"), "429": v2_twice("GET", "/v2")},
+    ("get", "/v2/health/live"): {"200": v2("plain", "GET", "/v2/health/live")},
+    ("get", "/v2/health/ready"): {
+        "200": v2("plain", "GET", "/v2/health/ready"),
+        "503": v2_draining("/v2/health/ready"),
+    },
+    ("get", "/v2/models/{model}"): v2_model("/v2/models/tiny", "/v2/models/nope"),
+    ("get", "/v2/models/{model}/versions/{version}"): v2_model(
+        "/v2/models/tiny/versions/{version}", "/v2/models/tiny/versions/0"
+    ),
+    ("get", "/v2/models/{model}/ready"): {
+        **v2_model("/v2/models/tiny/ready", "/v2/models/nope/ready"),
+        "503": v2_draining("/v2/models/tiny/ready"),
+    },
+    ("get", "/v2/models/{model}/versions/{version}/ready"): {
+        **v2_model("/v2/models/tiny/versions/{version}/ready", "/v2/models/tiny/versions/0/ready"),
+        "503": v2_draining("/v2/models/tiny/versions/{version}/ready"),
+    },
+    ("post", "/v2/models/{model}/infer"): v2_infer("/v2/models/tiny/infer", "/v2/models/nope/infer"),
+    ("post", "/v2/models/{model}/versions/{version}/infer"): v2_infer(
+        "/v2/models/tiny/versions/{version}/infer", "/v2/models/tiny/versions/0/infer"
+    ),
+}
+
+
+# Model control (service/control.py), on in "plain" with its token
+AUTH = {"Authorization": f"Bearer {CONTROL}"}
+
+
+def with_folder(name: str, metadata: str | None, trigger: Trigger) -> Trigger:
+    """`trigger` with a folder `name` beside the served one, holding `metadata` (the tiny model's if None)."""
+
+    def run(apps: dict[str, TestClient]) -> Response:
+        models = apps["plain"].app.state.tagger.settings.models  # type: ignore[attr-defined]
+        folder = models / name
+        folder.mkdir()
+        try:
+            text = (models / "tiny" / "metadata.json").read_text() if metadata is None else metadata
+            (folder / "metadata.json").write_text(text)
+            return trigger(apps)
+        finally:
+            shutil.rmtree(folder)
+
+    return run
+
+
+def control(method: str, path: str, token: bool = True) -> Trigger:
+    return one("plain", method, path, headers=AUTH if token else {})
+
+
+def unload_found(apps: dict[str, TestClient]) -> Response:
+    control("GET", "/v2/repository/index")(apps)  # the index finds the folder
+    return control("POST", "/v2/repository/models/junk/unload")(apps)
+
+
+TRIGGERS |= {
+    (method.lower(), "/v2/repository/index"): {
+        "200": control(method, "/v2/repository/index"),
+        "401": control(method, "/v2/repository/index", token=False),
+    }
+    for method in ("GET", "POST")
+} | {
+    ("post", "/v2/repository/models/{model}/load"): {
+        "200": control("POST", "/v2/repository/models/tiny/load"),  # serving these very files already
+        "400": with_folder("junk", "{not json", control("POST", "/v2/repository/models/junk/load")),
+        "401": control("POST", "/v2/repository/models/tiny/load", token=False),
+        "404": control("POST", "/v2/repository/models/nope/load"),
+        "409": with_folder("twin", None, control("POST", "/v2/repository/models/tiny/load")),
+    },
+    ("post", "/v2/repository/models/{model}/unload"): {
+        "200": with_folder("junk", "{}", unload_found),  # a model in the index, not loaded: nothing to do
+        "401": control("POST", "/v2/repository/models/tiny/unload", token=False),
+        "404": control("POST", "/v2/repository/models/nope/unload"),
+        "409": control("POST", "/v2/repository/models/tiny/unload"),  # the default model
+    },
 }
 
 
