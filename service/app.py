@@ -46,7 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.control_token is not None:
         state.control_digest = hashlib.sha256(settings.control_token.get_secret_value().encode()).digest()
     metrics.registry.register(
-        InferenceProcesses(lambda: {name: m.batcher.pid for name, m in state.models.items() if m.batcher.pid})
+        # a copy: with TAGGER_METRICS_PORT this runs in prometheus_client's thread while loads change the dict
+        InferenceProcesses(lambda: {n: m.batcher.pid for n, m in list(state.models.items()) if m.batcher.pid})
     )
 
     @asynccontextmanager
@@ -59,10 +60,12 @@ def create_app(settings: Settings) -> FastAPI:
         for task in tasks:
             state.background.add(task)
             task.add_done_callback(state.background.discard)
+            task.add_done_callback(_log_failure)
         yield
-        state.draining, state.ready = True, False
+        state.draining, state.ready, state.repository.closed = True, False, True
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # a load cut short stops its inference process
         await state.repository.drain()  # old versions finishing their last requests
         await asyncio.gather(*(served.batcher.drain() for served in state.models.values()))
 
@@ -112,10 +115,15 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_coro().__qualname__, exc_info=task.exception())  # type: ignore[union-attr]
+
+
 async def _warm(state: AppState) -> None:
     started = time.perf_counter()
     if state.settings.warmup:
-        for served in state.models.values():
+        for served in list(state.models.values()):  # a load or an unload may change the dict meanwhile
             await warm_up(served)
     state.ready = True
     log.info("ready: %s warmed up in %.1f s", ", ".join(sorted(state.models)), time.perf_counter() - started)

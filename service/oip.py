@@ -45,10 +45,10 @@ from service.oip_tensors import (
     sentences,
 )
 from service.registry import Served
-from service.routes import AppState, _served, not_ready, run_prepared
+from service.routes import AppState, _served, not_ready, tag_current
 from service.schemas import TagRequest
 from service.settings import Settings
-from service.tagging import prepare
+from service.tagging import Prepared
 
 # what GET /v2 lists: the protocol extensions this server implements (the model repository's routes add theirs)
 EXTENSIONS: list[str] = ["binary_tensor_data"]
@@ -221,10 +221,14 @@ async def _infer(request: Request, name: str, wanted: str | None) -> Response:
     k = k if names & {"top_k_tags", "top_k_scores"} else 0
     given = {"texts": values} if tensor.name == "text" else {"sentences": sentences(values, tensor.shape)}
     tag = TagRequest.model_validate({**given, "scores": "scores" in names, "top_k": k})
-    try:
-        prepared = prepare(tag, served.vocab, settings)
+
+    def check(current: Served, prepared: Prepared) -> None:
+        if wanted is not None and current is not served:  # the version named in the path was swapped out
+            _model(request, name, wanted)
         _check_padded([len(s) for s in prepared.tokens], k, settings)
-        tagged = await run_prepared(served, tag, prepared, request, settings)
+
+    try:
+        served, prepared, tagged = await tag_current(state, name, tag, request, check)
     except ApiError as err:
         raise _renamed(err) from None
     results = answer(name, tag, prepared, tagged, served)["results"]

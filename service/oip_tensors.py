@@ -63,7 +63,12 @@ def read_body(body: bytes, header_length: str | None) -> tuple[InferenceRequest,
     """The request's JSON object, and the binary data after it (None without the binary extension's header)."""
     tail: bytes | None = None
     if header_length is not None:
-        if not (header_length.isdigit() and len(header_length) < 20 and 0 < int(header_length) <= len(body)):
+        if not (
+            header_length.isascii()
+            and header_length.isdigit()
+            and len(header_length) < 20
+            and 0 < int(header_length) <= len(body)
+        ):
             raise invalid(
                 f"Inference-Header-Content-Length is {header_length[:40]!r}; it must be the length in bytes of the "
                 f"JSON object at the start of the body, which has {len(body)} bytes"
@@ -79,9 +84,16 @@ def read_body(body: bytes, header_length: str | None) -> tuple[InferenceRequest,
         cause = str(err) if isinstance(err, ValueError) else "nested too deeply"
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {cause}") from None
     try:
-        return InferenceRequest.model_validate(document), tail
+        request = InferenceRequest.model_validate(document)
     except ValidationError as err:
         raise _reworded(err) from None
+    if request.id is not None and not request.id.isascii():
+        try:
+            request.id.encode("utf-8")  # echoed in the answer: a lone surrogate could not be
+        except UnicodeEncodeError as err:
+            message = f"id holds a lone UTF-16 surrogate at character {err.start}"
+            raise ApiError(400, "invalid_request", message, "id") from None
+    return request, tail
 
 
 def _refuse_constant(constant: str) -> None:

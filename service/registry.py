@@ -100,12 +100,16 @@ def describe_loaded(model: Served) -> dict[str, str]:
     return {"version": model.version, "sha256": model.metadata.files[MODEL_FILE], "task": model.metadata.task}
 
 
-def build_served(folder: Path, settings: Settings, metrics: Metrics) -> Served:
-    """Verify one export folder and build its batcher (not started)."""
+def build_served(folder: Path, settings: Settings, metrics: Metrics, trial: bool = False) -> Served:
+    """Verify one export folder and build its batcher (not started).
+
+    `trial`: a new version beside one serving; if its inference process cannot start, it is not restarted
+    (a model served since start-up is retried with backoff).
+    """
     if settings.inference_process:
         metadata, vocab = load_export(folder)  # verifies every file's sha256, the graph's included
         decoder = load_decoder(folder, metadata, vocab)
-        batcher: ModelBatcher = RemoteBatcher(metadata.name, str(folder), settings, metrics, metadata.files)
+        batcher: ModelBatcher = RemoteBatcher(metadata.name, str(folder), settings, metrics, metadata.files, trial)
         return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher, _card(folder))
     runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
     warm_up = runtime.warm_up if settings.warmup else None

@@ -85,11 +85,18 @@ class RemoteBatcher:
     """One model's queue and inference in a child process; futures and metrics here. A `ModelBatcher`."""
 
     def __init__(
-        self, name: str, folder: str, settings: Settings, metrics: Metrics, files: dict[str, str] | None = None
+        self,
+        name: str,
+        folder: str,
+        settings: Settings,
+        metrics: Metrics,
+        files: dict[str, str] | None = None,
+        trial: bool = False,
     ) -> None:
         self.name = name
         self._folder = folder
         self._files = files  # the sha256s the server read: an inference process serving other files refuses
+        self._trial = trial  # a new version on trial: no restart if its first inference process fails
         self._settings = settings
         self._metrics = metrics
         self._requests: dict[int, _Request] = {}
@@ -200,12 +207,11 @@ class RemoteBatcher:
         self._stop.set()
         if self._drained is not None and not self._drained.done():
             self._write(frame(Drain()))
+            timeout = max(DRAIN_TIMEOUT_S, self._settings.request_timeout_s + 5)  # what it was given may finish
             try:
-                await asyncio.wait_for(asyncio.shield(self._drained), DRAIN_TIMEOUT_S)
+                await asyncio.wait_for(asyncio.shield(self._drained), timeout)
             except TimeoutError:
-                log.error(
-                    "model %r: the inference process did not finish in %g s; killing it", self.name, DRAIN_TIMEOUT_S
-                )
+                log.error("model %r: the inference process did not finish in %g s; killing it", self.name, timeout)
                 self._kill()
         if self._supervisor is not None:
             await self._supervisor
@@ -223,11 +229,15 @@ class RemoteBatcher:
             except asyncio.CancelledError:  # the server is going down without a drain: leave no process behind
                 self._kill()
                 raise
-            except Exception:  # spawning or connecting failed (memory, file descriptors): try again
+            except Exception as err:  # spawning or connecting failed (memory, file descriptors): try again
                 log.exception("model %r: cannot start its inference process", self.name)
+                if self._first is not None and not self._first.done():
+                    self._first.set_exception(LoadFailed(f"cannot start its inference process: {err}"))
                 exitcode = None
             if self._draining:
                 return
+            if self._trial and self._first is not None and self._first.done() and self._first.exception():
+                return  # a version on trial that never got ready: refused, not restarted (nor counted as one)
             log.error("model %r: inference process exited (code %s); restarting", self.name, exitcode)
             self._metrics.inference_restarts.labels(self.name).inc()
             if self._ready is not None and self._ready.done():

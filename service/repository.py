@@ -34,6 +34,7 @@ from tagger.artifact import METADATA_FILE, MODEL_FILE, ArtifactError
 log = logging.getLogger("tagger")
 LOAD_TIMEOUT_S = 300.0  # for a new version's inference process to load and warm up
 State = Literal["READY", "LOADING", "UNAVAILABLE"]
+Files = tuple[tuple[str, int, int], ...]  # a folder's files by name, size and modification time
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Entry:
     version: str | None = None  # the version serving (or, unavailable, the one last tried)
     reason: str = ""
     unloaded: bool = False  # by request: polling leaves it unloaded until a load request
-    failed: tuple[tuple[str, int, int], ...] | None = None  # the files of the last failed attempt: not retried
+    failed: Files | None = None  # the files of the last failed attempt: not retried
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,21 @@ class Found:
 
 @dataclass
 class Repository:
-    """The served models (`models`, shared with the routes) and the loads and unloads that change them."""
+    """The served models (`models`, shared with the routes) and the loads and unloads that change them.
+
+    Every change to a model happens under that model's lock, and a change the
+    poll wants is decided again under it: an unload or a failed load that
+    happened while the poll waited is not undone.
+    """
 
     settings: Settings
     metrics: Metrics
     models: dict[str, Served]
     entries: dict[str, Entry] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    closed: bool = False  # shutting down: no more loads
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _seen: dict[Path, Files] = field(default_factory=dict)  # each folder's files at the last poll
 
     def __post_init__(self) -> None:
         for name, served in self.models.items():
@@ -86,22 +94,34 @@ class Repository:
                 self.entries[name] = Entry(name, found.folder, "UNAVAILABLE", None, found.problem or "not loaded")
         return [self.entries[name] for name in sorted(self.entries)]
 
-    async def load(self, name: str) -> Entry:
-        """Serve the export folder named `name` on disk: a first load, or a new version swapped in."""
+    async def load(self, name: str, polled: bool = False) -> Entry:
+        """Serve the export folder named `name` on disk: a first load, or a new version swapped in.
+
+        `polled`: only if the poll still wants it once the lock is held (not unloaded by request meanwhile,
+        not the files that failed last time).
+        """
         async with self._lock(name):
+            if self.closed:
+                raise ApiError(503, "draining", "the server is shutting down", headers={"Retry-After": "5"})
             found = self._folder_of(name)
             entry = self.entries.setdefault(name, Entry(name, found.folder, "UNAVAILABLE"))
-            entry.unloaded = False
             current = self.models.get(name)
             if found.serves(current):
+                if entry.state == "READY":
+                    entry.reason = ""  # a failure of other files, or a folder gone, is over
+                entry.unloaded = False
                 return entry  # already serving these files
+            if polled and (entry.unloaded or entry.failed == fingerprint(found.folder)):
+                return entry
+            entry.unloaded = False
             await self._swap_in(entry, found, current)
             return entry
 
     async def unload(self, name: str, gone: bool = False) -> Entry:
         """Stop serving `name`: refuse new requests for it, finish those admitted, stop its inference process.
 
-        Unloaded by request, polling leaves it unloaded; `gone` (its folder was removed), a new folder loads.
+        Unloaded by request, polling leaves it unloaded. `gone` (the poll found no folder for it): only if,
+        with the lock held, its folder is still missing and no other folder names it; a new folder loads.
         """
         async with self._lock(name):
             entry = self.entries.get(name)
@@ -114,7 +134,10 @@ class Repository:
                     f"{name!r} is the default model (TAGGER_DEFAULT_MODEL) behind /v1/tag and cannot be unloaded; "
                     "load a new version of it instead",
                 )
-            served = self.models.pop(name, None)
+            served = self.models.get(name)
+            if gone and (served is None or served.folder.exists() or self._named(name)):
+                return entry
+            self.models.pop(name, None)
             entry.state, entry.unloaded = "UNAVAILABLE", not gone
             entry.reason = "its folder is gone" if gone else "unloaded"
             if served is not None:
@@ -125,23 +148,34 @@ class Repository:
             return entry
 
     async def poll(self) -> None:
-        """Bring what is served in line with the folder: new and changed folders loaded, removed ones unloaded."""
+        """Bring what is served in line with the folder: new and changed folders loaded, removed ones unloaded.
+
+        A folder is loaded once its files are as they were at the last poll (a copy in progress is left
+        until it is done); an unreadable one is left alone, whatever it served.
+        """
         found = scan(self.settings.models)
+        seen, self._seen = self._seen, {f.folder: fingerprint(f.folder) for f in found}
         names: dict[str, list[Found]] = {}
         for one in found:
-            if one.name is not None:
-                names.setdefault(one.name, []).append(one)
+            names.setdefault(one.name or "", []).append(one)
         for name, folders in sorted(names.items()):
-            entry = self.entries.get(name)
-            if len(folders) > 1 or (entry is not None and entry.unloaded):
-                continue  # ambiguous (a load request says which), or unloaded on purpose
-            if folders[0].serves(self.models.get(name)):
+            if not name or len(folders) > 1:
+                continue  # unreadable (a copy in progress?), or ambiguous (a load request says which)
+            (one,) = folders
+            current = self.models.get(name)
+            if one.serves(current):
+                entry = self.entries[name]
+                if entry.state == "READY" and entry.reason.startswith("its folder is gone"):
+                    entry.reason = ""
                 continue
-            if entry is not None and entry.failed == fingerprint(folders[0].folder):
-                continue  # the same files failed before: wait until they change
-            with contextlib.suppress(ApiError):  # the failure is in the index, the log and the metrics
-                await self.load(name)
+            if seen.get(one.folder) != self._seen[one.folder]:
+                continue  # new or still changing: look again next time
+            with contextlib.suppress(ApiError):  # a failure is in the index, the log and the metrics
+                await self.load(name, polled=True)
+        served_from = {f.folder for f in found}
         for name in sorted(set(self.models) - set(names)):
+            if self.models[name].folder in served_from:
+                continue  # its folder is there, unreadable for now: not gone
             if name == self.settings.default_model:
                 self.entries[name].reason = "its folder is gone; kept serving as the default model"
                 continue
@@ -157,11 +191,15 @@ class Repository:
                 log.exception("model repository poll failed; trying again in %g s", every)
 
     async def drain(self) -> None:
-        """At shutdown: wait for old versions still finishing their work."""
+        """At shutdown: no more loads; wait for old versions still finishing their work."""
+        self.closed = True
         await asyncio.gather(*self.background, return_exceptions=True)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
+
+    def _named(self, name: str) -> bool:
+        return any(f.name == name for f in scan(self.settings.models))
 
     def _folder_of(self, name: str) -> Found:
         found = [f for f in scan(self.settings.models) if (f.name or f.folder.name) == name]
@@ -178,14 +216,16 @@ class Repository:
 
     async def _swap_in(self, entry: Entry, found: Found, current: Served | None) -> None:
         name = entry.name
+        tried = (found.files or {}).get(MODEL_FILE, "?")[:12]
         if current is None:
-            entry.state = "LOADING"
-        entry.reason = f"loading version {(found.files or {}).get(MODEL_FILE, '?')[:12]} from {found.folder}"
+            entry.state, entry.folder, entry.version = "LOADING", found.folder, tried
+        entry.reason = f"loading version {tried} from {found.folder}"
         files = fingerprint(found.folder)
         try:
-            served = await asyncio.to_thread(build_served, found.folder, self.settings, self.metrics)
+            served = await asyncio.to_thread(build_served, found.folder, self.settings, self.metrics, trial=True)
             if served.name != name:
                 raise ArtifactError(f"{found.folder}: its metadata now names the model {served.name!r}, not {name!r}")
+            labels = describe_loaded(served)  # before the swap: a label prometheus refuses must not stop it midway
         except (ArtifactError, OSError, ValueError) as err:
             self._failed(entry, current, files, str(err))
         served.batcher.start()
@@ -194,30 +234,33 @@ class Repository:
         except (LoadFailed, TimeoutError) as err:
             await served.batcher.drain()
             self._failed(entry, current, files, str(err) or f"not ready in {LOAD_TIMEOUT_S:g} s")
+        except BaseException:  # cancelled (the server is going down): leave no inference process behind
+            await asyncio.shield(served.batcher.drain())
+            raise
         self.models[name] = served  # from here on, requests for `name` run on the new version
-        entry.folder, entry.state, entry.version, entry.reason, entry.failed = (
-            served.folder,
-            "READY",
-            served.version,
-            "",
-            None,
-        )
-        self.metrics.model_info.labels(name).info(describe_loaded(served))
-        self.metrics.model_changes.labels(name, "loaded").inc()
-        self.metrics.model_changes.labels(name, "failed")  # at 0, so increase() sees the first failure
-        log.info(
-            "loaded model %s version %s from %s%s",
-            name,
-            served.version,
-            served.folder,
-            f" (replacing version {current.version})" if current is not None else "",
-        )
-        if current is not None:
-            self._retire(current)
+        try:
+            entry.folder, entry.state, entry.version, entry.reason, entry.failed = (
+                served.folder,
+                "READY",
+                served.version,
+                "",
+                None,
+            )
+            self.metrics.model_info.labels(name).info(labels)
+            self.metrics.model_changes.labels(name, "loaded").inc()
+            self.metrics.model_changes.labels(name, "failed")  # at 0, so increase() sees the first failure
+            log.info(
+                "loaded model %s version %s from %s%s",
+                name,
+                served.version,
+                served.folder,
+                f" (replacing version {current.version})" if current is not None else "",
+            )
+        finally:
+            if current is not None:
+                self._retire(current)
 
-    def _failed(
-        self, entry: Entry, current: Served | None, files: tuple[tuple[str, int, int], ...], why: str
-    ) -> NoReturn:
+    def _failed(self, entry: Entry, current: Served | None, files: Files, why: str) -> NoReturn:
         entry.failed = files
         entry.reason = f"the new version failed to load: {why}"
         if current is None:
@@ -254,8 +297,8 @@ def scan(models: Path) -> list[Found]:
             metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
             files = {str(k): str(v) for k, v in metadata["files"].items()}
             found.append(Found(folder, str(metadata["name"]), files) if MODEL_FILE in files else _unreadable(folder))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            found.append(Found(folder, None, None, f"cannot read its {METADATA_FILE}: {err}"))
+        except Exception as err:  # whatever is in it: not JSON, or "files" not an object
+            found.append(Found(folder, None, None, f"cannot read its {METADATA_FILE}: {err!r}"))
     return found
 
 
@@ -263,7 +306,7 @@ def _unreadable(folder: Path) -> Found:
     return Found(folder, None, None, f"its {METADATA_FILE} lists no {MODEL_FILE}")
 
 
-def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+def fingerprint(folder: Path) -> Files:
     """The folder's files by name, size and modification time: what says a failed folder has changed."""
     with contextlib.suppress(OSError):
         return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()))

@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -134,10 +134,37 @@ def _deadline_exceeded(timeout: float) -> ApiError:
     return ApiError(504, "deadline_exceeded", f"no result within {timeout:g} s (TAGGER_REQUEST_TIMEOUT_S)")
 
 
+async def tag_current(
+    state: AppState,
+    name: str,
+    body: TagRequest,
+    request: Request,
+    check: Callable[[Served, Prepared], None] | None = None,
+) -> tuple[Served, Prepared, list[Tagged]]:
+    """Prepare and run a request on the model's version serving now; `check` sees it before it is queued.
+
+    A swap does not fail a request: one queued on the old version and refused
+    by it as it drains (its sentences waited for an inference process that the
+    drain stopped) runs once more, on the new version (prepared again: the
+    vocabularies may differ). The lookup and the queueing happen without
+    yielding in between, so a request runs wholly on one version.
+    """
+    for last in (False, True):
+        served = _served(state, name)
+        prepared = prepare(body, served.vocab, state.settings)
+        if check is not None:
+            check(served, prepared)
+        try:
+            return served, prepared, await run_prepared(served, body, prepared, request, state.settings)
+        except ApiError as err:
+            replaced = err.detail.reason == "draining" and not state.draining and state.models.get(name) is not served
+            if last or not replaced:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -> Response:
-    served = _served(state, name)
-    prepared = prepare(body, served.vocab, state.settings)
-    tagged = await run_prepared(served, body, prepared, request, state.settings)
+    served, prepared, tagged = await tag_current(state, name, body, request)
     # Serialized here: FastAPI would otherwise re-validate the whole response
     # against its schema (which documents it) on the event loop, per request.
     payload = answer(name, body, prepared, tagged, served)

@@ -440,6 +440,7 @@ MALFORMED: list[tuple[str, bytes, dict[str, str], int, str, str]] = [
         "no Inference-Header-Content-Length",
     ),
     ("header not a number", OK, binary("x"), 400, "", "Inference-Header-Content-Length"),
+    ("an id with a lone surrogate", body(TEXT, id="\ud800"), {}, 400, "", "id holds a lone UTF-16 surrogate"),
     ("header past the body", OK, binary("999"), 400, "", "Inference-Header-Content-Length"),
     ("bytes, no binary input", OK + b"xyz", binary(str(len(OK))), 400, "", "3 bytes follow"),
     ("binary: a length cut short", *packed(b"\x01\x00"), 400, "", "ends inside element 0"),
@@ -487,6 +488,12 @@ def test_a_malformed_request_is_a_4xx_in_the_protocols_error_shape(
     assert set(response.json()) == {"error"} and words in response.json()["error"]
     assert response.headers["x-tagger-reason"] == (reason or "invalid_request")
     assert tight.post(INFER, content=OK, headers=JSON).status_code == 200
+
+
+def test_a_header_length_of_digits_that_are_not_ascii_is_a_400(tight: TestClient) -> None:
+    headers = [(b"content-type", b"application/json"), (b"inference-header-content-length", b"\xb2")]  # "²"
+    response = tight.post(INFER, content=OK, headers=headers)
+    assert response.status_code == 400 and "Inference-Header-Content-Length" in response.json()["error"]
 
 
 def test_refusals_are_counted_under_the_route_template(tight: TestClient) -> None:

@@ -238,3 +238,27 @@ def test_tritonclient_drives_model_control(models: Path) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_folder_mid_copy_neither_unloads_its_model_nor_stops_the_poll(models: Path) -> None:
+    with client_for(models, model_poll_s=0.1) as client:
+        ready(client)
+        new_version(models.parent / "source-tiny", models / "other", "9", name="other")
+        until(lambda: index(client).get("other", {}).get("state") == "READY")
+        (models / "other" / METADATA_FILE).write_text('{"name": "other", "fi')  # half-written by a copy
+        (models / "odd").mkdir()
+        (models / "odd" / METADATA_FILE).write_text('{"name": "odd", "files": null}')
+        time.sleep(1.0)  # ten polls
+        entries = index(client)
+        assert entries["other"]["state"] == "READY" and len(version_of(client, "other")) == 12
+        assert entries["odd"]["state"] == "UNAVAILABLE" and "cannot read" in entries["odd"]["reason"]
+        new_version(models.parent / "source-tiny", models / "later", "10", name="later")  # the poll goes on
+        until(lambda: index(client).get("later", {}).get("state") == "READY")
+
+
+def test_an_unload_during_warm_up_does_not_hold_readiness(models: Path) -> None:
+    new_version(models / "tiny", models / "other", "11", name="other")
+    with client_for(models) as client:
+        response = client.post("/v2/repository/models/other/unload", headers=AUTH)  # while warming up
+        assert response.status_code == 200
+        ready(client)
