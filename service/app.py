@@ -25,6 +25,7 @@ from service.errors import (
     handle_unexpected,
     handle_validation_error,
 )
+from service.fastpath import TagFastPath
 from service.metrics import InferenceProcesses, create_metrics
 from service.middleware import RequestGuard, RequestIds, RequestMetrics
 from service.openapi import with_limits
@@ -96,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, handle_unexpected)
     routes = [*router.routes, *oip.router.routes, *(echo_router.routes if settings.echo_endpoint else [])]
     control = list(control_router.routes) if settings.control_token is not None else []  # they read no body
+    # inside the body guard: the tag routes' POSTs, answered without FastAPI's per-request machinery
+    app.add_middleware(TagFastPath, state=state, routes=[r for r in routes if r not in oip.router.routes])
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, routes=routes, tensor_routes=oip.router.routes
     )

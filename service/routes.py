@@ -163,7 +163,8 @@ async def tag_current(
     raise AssertionError("unreachable")
 
 
-async def _tag(state: AppState, name: str, body: TagRequest, request: Request) -> Response:
+async def tag_request(state: AppState, name: str, body: TagRequest, request: Request) -> Response:
+    """A tag request's answer (the routes below, and `service.fastpath` in front of them)."""
     served, prepared, tagged = await tag_current(state, name, body, request)
     # Serialized here: FastAPI would otherwise re-validate the whole response
     # against its schema (which documents it) on the event loop, per request.
@@ -201,7 +202,7 @@ async def run_prepared(
 )
 async def tag_with(model: str, body: TagRequest, request: Request) -> Response:
     """Tag sentences (token lists) or texts with the named model."""
-    return await _tag(request.app.state.tagger, model, body, request)
+    return await tag_request(request.app.state.tagger, model, body, request)
 
 
 @router.post(
@@ -214,7 +215,7 @@ async def tag_with(model: str, body: TagRequest, request: Request) -> Response:
 async def tag(body: TagRequest, request: Request) -> Response:
     """Tag sentences or texts with the default model."""
     state: AppState = request.app.state.tagger
-    return await _tag(state, state.settings.default_model, body, request)
+    return await tag_request(state, state.settings.default_model, body, request)
 
 
 def _info(served: Served, settings: Settings, card: bool = False) -> ModelInfo:
@@ -318,6 +319,12 @@ echo_router = APIRouter()
 
 
 @echo_router.post("/v1/echo", include_in_schema=False)
-async def echo(body: TagRequest) -> dict[str, Any]:
+async def echo(body: TagRequest) -> Response:
     """The HTTP + JSON ceiling for benchmarks (only mounted with TAGGER_ECHO_ENDPOINT=true)."""
-    return body.model_dump(exclude_none=True)
+    return echo_response(body)
+
+
+def echo_response(body: TagRequest) -> Response:
+    """The request, parsed and validated, as its answer: serialized as the tag routes serialize theirs."""
+    payload = body.model_dump(exclude_none=True)
+    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")

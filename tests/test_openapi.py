@@ -20,7 +20,8 @@ def test_the_request_schema_states_one_input_and_the_servers_own_limits(models_d
     with TestClient(create_app(settings)) as client:
         schema = client.get("/openapi.json").json()
     request = schema["components"]["schemas"]["TagRequest"]
-    assert [branch["required"] for branch in request["oneOf"]] == [["sentences"], ["texts"]]
+    assert [branch["required"] for branch in request["oneOf"]] == [["sentences"], ["texts"], ["conllu"]]
+    assert {"scores": {"const": False}, "top_k": {"const": 0}} in [b["properties"] for b in request["anyOf"]]
     sentences = next(b for b in request["properties"]["sentences"]["anyOf"] if b.get("type") == "array")
     assert sentences["maxItems"] == 7 and sentences["items"]["maxItems"] == 9
     assert sentences["items"]["items"]["maxLength"] == settings.max_token_chars
