@@ -1,12 +1,13 @@
 """Load benchmark: the service under single-sentence requests, against its own ceilings.
 
-    python benchmarks/load.py [--model en-upos] [--data DEV_FILE] [--seconds 10] [--repeat 3]
+    python benchmarks/load.py [--model en-upos [en-ner]] [--data DEV_FILE] [--seconds 10] [--repeat 3]
                               [--concurrency 1 16 64]
 
 Starts `tagger serve` on 127.0.0.1 and drives it with wrk (Debian package `wrk`;
 C, one thread, so the load generator takes little of the 2 cores) sending
-single-sentence requests drawn from a dev set (EWT dev for en-upos, WikiANN
-dev for en-ner). Each run is bounded in time (`--seconds`) and so in
+single-sentence requests drawn from a dev set (EWT dev for en-upos, and its
+UNER-EWT copy for en-ner: the same sentences). With several models, each is
+measured in turn and a table puts them side by side (load-A-B.md). Each run is bounded in time (`--seconds`) and so in
 requests; each cell is the median of `--repeat` runs (machines of this kind
 move by 10-20% from run to run). In the same run it measures:
 
@@ -26,6 +27,10 @@ how busy the machine's cores were; that is what says what limits a mode.
 With `--spacy-python PYTHON` (an interpreter that has spaCy), the same run
 also measures spaCy's tagger in-process on the same sentences
 (`benchmarks/spacy_baseline.py`), the rival the service should beat over HTTP.
+
+Every row also gives the whole service's words per CPU-second (server and
+inference processes, wrk left out): with `--spacy-python`, the figure to set
+beside spaCy's in-process words per CPU-second.
 
 Writes load-MODEL.json, .md and .png to --out, and prints the table.
 """
@@ -54,7 +59,11 @@ from tagger.runtime import load_runtime
 ROOT = Path(__file__).resolve().parents[1]
 
 DATA = ROOT.parent / "shared" / "data"
-DEV = {"en-upos": DATA / "ud-english-ewt" / "en_ewt-ud-dev.conllu", "en-ner": DATA / "wikiann-en" / "dev.conll"}
+# en-ner on UNER-EWT dev: the same sentences as en-upos's EWT dev, running web text (what it is shipped for)
+DEV = {
+    "en-upos": DATA / "ud-english-ewt" / "en_ewt-ud-dev.conllu",
+    "en-ner": DATA / "uner-english-ewt" / "en_ewt-ud-dev.iob2",
+}
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -90,18 +99,27 @@ def start_server(
     environment = {**os.environ, **env, **({"PYTHONPATH": str(tree)} if tree is not None else {})}
     tagger = [sys.executable, "-m", module, "serve", "--models", str(models), "--port", str(port)]
     process = subprocess.Popen(tagger, env=environment, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}/readyz")
+    except RuntimeError:
+        process.kill()
+        raise
+    return process
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, seconds: float = 120) -> None:
+    """Until GET `url` answers 200; RuntimeError if the process exits first or `seconds` pass (the caller stops it)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
-                    return process
+                    return
         except OSError:
             time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("server did not become ready in 120 s")
+    raise RuntimeError(f"server did not become ready in {seconds:g} s")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -123,7 +141,7 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def cpu_seconds(pid: int) -> tuple[float, float] | None:
-    """CPU seconds (user + system) of a process, and of its live children together; None without /proc."""
+    """CPU seconds (user + system) of a process, and of its live descendants together; None without /proc."""
 
     def of(p: int) -> float:
         try:
@@ -132,11 +150,24 @@ def cpu_seconds(pid: int) -> tuple[float, float] | None:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
-    try:  # needs CONFIG_PROC_CHILDREN; the inference processes are started by the main thread
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
+    if not Path(f"/proc/{pid}/task/{pid}/children").is_file():  # needs CONFIG_PROC_CHILDREN
         return None
-    return of(pid), sum(of(c) for c in children)
+    return of(pid), sum(of(c) for c in descendants(pid))
+
+
+def descendants(pid: int) -> list[int]:
+    """Pids of a process's live children, theirs and so on (started by any of their threads); needs /proc."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                born = [int(c) for c in children.read_text().split()]
+            except OSError:  # a thread or process that exited in between
+                continue
+            found += born
+            todo += born
+    return found
 
 
 def wrk(url: str, script: Path, connections: int, seconds: float, server: int | None = None) -> dict[str, Any]:
@@ -174,12 +205,14 @@ def measure(
     levels: list[int],
     seconds: float,
     repeat: int,
+    batch_metrics: bool = True,
 ) -> list[dict[str, Any]]:
-    """One row per concurrency: the run with the median requests/s of `repeat` runs (batch figures over all)."""
+    """One row per concurrency: the run with the median requests/s of `repeat` runs (batch figures over all,
+    from the service's /metrics unless `batch_metrics` is false: a server that is not ours has none)."""
     rows = []
     for connections in levels:
         wrk(url, script, connections, min(2.0, seconds))  # warm the connections and the caches
-        before = scrape(port) if name != "echo" else {}
+        before = scrape(port) if batch_metrics and name != "echo" else {}
         runs = sorted((wrk(url, script, connections, seconds, server) for _ in range(repeat)), key=per_second)
         result = runs[len(runs) // 2]
         rps = per_second(result)
@@ -221,18 +254,19 @@ def onnx_ceiling(models: Path, model: str, sentences: list[tuple[str, ...]], thr
 def table(rows: list[dict[str, Any]], ceiling: float) -> str:
     lines = [
         "| mode | concurrency | requests/s | words/s | p50 ms | p95 ms | p99 ms | mean batch | padding | non-2xx "
-        "| CPU us/request: server / inference / wrk | cores busy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU us/request: server / inference / wrk | cores busy | words per CPU-s (server + inference) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         batch = f"{r['mean_batch']:.1f}" if "mean_batch" in r else "-"
         padding = f"{100 * r['mean_padding_ratio']:.1f}%" if "mean_padding_ratio" in r else "-"
         lines.append(
             f"| {r['mode']} | {r['concurrency']} | {r['requests_per_s']:.0f} | {r['words_per_s']:.0f} | "
-            f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {batch} | {padding} | {r['non2xx']} | {cpu(r)} |"
+            f"{r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {batch} | {padding} | {r['non2xx']} | {cpu(r)} | "
+            + (f"{r['words_per_cpu_s']:.0f} |" if "words_per_cpu_s" in r else "- |")
         )
     lines.append(
-        f"| onnxruntime, in-process, sorted batches of 32 | - | - | {ceiling:.0f} | - | - | - | 32 | - | - | - | - |"
+        f"| onnxruntime, in-process, sorted batches of 32 | - | - | {ceiling:.0f} | - | - | - | 32 |" + " - |" * 5
     )
     return "\n".join(lines)
 
@@ -259,12 +293,14 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def spacy_words_per_s(python: str, data: Path, work: Path) -> float:
-    """spaCy's tagger in-process on the same sentences, run by an interpreter that has spaCy."""
+def spacy_words_per_s(python: str, data: Path, work: Path) -> tuple[float, float]:
+    """spaCy's tagger in-process on the same sentences, run by an interpreter that has spaCy: (words per second,
+    words per CPU-second)."""
     script = ROOT / "benchmarks" / "spacy_baseline.py"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the project's reader, in an interpreter that may lack tagger
     subprocess.run([python, str(script), "--data", str(data), "--out", str(work)], check=True, timeout=600, env=env)
-    return float(json.loads((work / "spacy-baseline.json").read_text())["words_per_s"])
+    result = json.loads((work / "spacy-baseline.json").read_text())
+    return float(result["words_per_s"]), float(result["words_per_cpu_s"])
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -292,7 +328,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=Path, default=ROOT / "exports")
-    parser.add_argument("--model", default="en-upos")
+    parser.add_argument("--model", nargs="+", default=["en-upos"], help="one run per model; with several, a table")
     parser.add_argument("--data", type=Path, help="sentences to send (default: the model's dev set)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per cell; the table shows the median")
@@ -306,10 +342,20 @@ def main() -> int:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
+    reports = [bench(args, model) for model in args.model]
+    if len(reports) > 1:
+        markdown = models_table(reports)
+        (args.out / f"load-{'-'.join(args.model)}.md").write_text(markdown)
+        print(markdown)
+    return 0
 
-    data = args.data or DEV.get(args.model)
+
+def bench(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """One model's runs (every mode and concurrency), written to load-MODEL.json, .md and .png."""
+
+    data = args.data if args.data is not None and len(args.model) == 1 else DEV.get(model)
     if data is None:
-        raise SystemExit(f"no default data for model {args.model!r}: pass --data FILE")
+        raise SystemExit(f"no default data for model {model!r}: pass --data FILE")
     sentences = [s.tokens for s in read_corpus(data)]
     words = sum(len(s) for s in sentences) / len(sentences)
     work = Path(tempfile.mkdtemp(prefix="tagger-bench-"))
@@ -317,7 +363,7 @@ def main() -> int:
     bodies.write_text("".join(json.dumps({"sentences": [list(s)]}) + "\n" for s in sentences), encoding="utf-8")
     script = work / "requests.lua"
     script.write_text(WRK_SCRIPT % {"bodies": bodies}, encoding="utf-8")
-    base = {"TAGGER_DEFAULT_MODEL": args.model, "TAGGER_INTRA_THREADS": str(args.threads)}
+    base = {"TAGGER_DEFAULT_MODEL": model, "TAGGER_INTRA_THREADS": str(args.threads)}
     modes = [
         ("batching", "/v1/tag", {}),
         ("no-batch", "/v1/tag", {"TAGGER_BATCHING": "false"}),
@@ -335,16 +381,23 @@ def main() -> int:
             rows += measure(name, url, port, process.pid, script, words, args.concurrency, args.seconds, args.repeat)
         finally:
             stop_server(process)
-    ceiling = onnx_ceiling(args.models, args.model, sentences, args.threads)
+    ceiling = onnx_ceiling(args.models, model, sentences, args.threads)
     summary = ratios(rows) if {"batching", "no-batch", "echo"} <= set(args.modes) else {}
-    spacy = spacy_words_per_s(args.spacy_python, data, work) if args.spacy_python else None
-    if spacy is not None and "batching" in args.modes:
+    for row in rows:  # the whole service's (server and inference processes), wrk left out
+        if "cores_busy" in row:
+            row["words_per_cpu_s"] = words * 1e6 / (row["server_us_per_request"] + row["inference_us_per_request"])
+    spacy, spacy_cpu = spacy_words_per_s(args.spacy_python, data, work) if args.spacy_python else (None, None)
+    if spacy is not None and spacy_cpu is not None and "batching" in args.modes:
         top = max(args.concurrency)
         best = next(r for r in rows if r["mode"] == "batching" and r["concurrency"] == top)
         summary[f"words/s batching over HTTP at c={top} / spaCy in-process"] = best["words_per_s"] / spacy
+        if "words_per_cpu_s" in best:
+            summary[f"words per CPU-second, the service at c={top} / spaCy in-process"] = (
+                best["words_per_cpu_s"] / spacy_cpu
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
-        "model": args.model,
+        "model": model,
         "data": str(data),
         "words_per_request": words,
         "seconds_per_run": args.seconds,
@@ -352,18 +405,42 @@ def main() -> int:
         "rows": rows,
         "onnx_ceiling_words_per_s": ceiling,
         "spacy_in_process_words_per_s": spacy,
+        "spacy_in_process_words_per_cpu_s": spacy_cpu,
     }
-    stem = f"load-{args.model}"
+    stem = f"load-{model}"
     (args.out / f"{stem}.json").write_text(json.dumps({**report, "ratios": summary}, indent=1) + "\n")
     markdown = table(rows, ceiling)
     if spacy is not None:
-        markdown += f"\n| spaCy tok2vec + tagger, in-process, batches of 256 | - | - | {spacy:.0f} |" + " - |" * 8
+        markdown += (
+            f"\n| spaCy tok2vec + tagger, in-process, batches of 256 | - | - | {spacy:.0f} |"
+            + " - |" * 8
+            + f" {spacy_cpu:.0f} |"
+        )
+        markdown += f"\n\nspaCy in-process: {spacy_cpu:.0f} words per CPU-second."
     markdown += "\n\n" + "\n".join(f"- {k}: {v:.2f}" for k, v in summary.items()) + "\n"
     (args.out / f"{stem}.md").write_text(markdown)
     plot(rows, args.out / f"{stem}.png")
     print(markdown)
     shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return report
+
+
+def models_table(reports: list[dict[str, Any]]) -> str:
+    """The models side by side, batching as shipped, at each concurrency."""
+    lines = [
+        "| model | words/request | concurrency | requests/s | words/s | p50 ms | p99 ms | mean batch "
+        "| CPU us/request: server / inference | words per CPU-s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for report in reports:
+        for r in (r for r in report["rows"] if r["mode"] == "batching"):
+            cpu = f"{r.get('server_us_per_request', 0):.0f} / {r.get('inference_us_per_request', 0):.0f}"
+            lines.append(
+                f"| {report['model']} | {report['words_per_request']:.1f} | {r['concurrency']} | "
+                f"{r['requests_per_s']:.0f} | {r['words_per_s']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                f"{r.get('mean_batch', 0):.1f} | {cpu} | {r.get('words_per_cpu_s', 0):.0f} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
