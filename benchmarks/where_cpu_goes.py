@@ -1,17 +1,17 @@
 """Where the CPU goes under load: py-spy samples of the server and its inference processes, by stage.
 
     pip install py-spy          # a sampling profiler; not a dependency of tagger
-    python benchmarks/profile.py [--model en-upos] [--concurrency 64] [--seconds 15]
+    python benchmarks/where_cpu_goes.py [--model en-upos] [--concurrency 64] [--seconds 15]
 
 Starts `tagger serve` on 127.0.0.1, drives it with the same wrk load as
 `benchmarks/load.py` (single-sentence requests from the model's dev set), and
-meanwhile records each process with py-spy (`--native`: time inside ONNX
+meanwhile records each process with py-spy (100 samples a second, `--native`: time inside ONNX
 Runtime's C++ counts as ONNX Runtime, not as the Python line that called it).
 Each sample is put in the first stage of the table (below) that any frame of
 its stack matches, so a stage holds what runs beneath it (numpy inside the
 decoder counts as decoding) and the shares say what the process was doing:
 parsing HTTP, validating, encoding, running the network, decoding. The
-CPU per request comes from /proc, as in load.py. Writes profile-MODEL.json and
+CPU per request comes from /proc, as in load.py. Writes cpu-MODEL.json and
 .md to --out.
 """
 
@@ -38,6 +38,7 @@ from tagger.readers import read_corpus
 SERVER_STAGES = [
     ("access log", r"logging/|service/logs\.py"),
     ("metrics (prometheus_client)", r"prometheus_client/"),
+    ("write system calls (the answer to its socket, messages to the inference process)", r"^write \(libc"),
     ("parse the request (json.loads, pydantic)", r"loads \(|json/decoder|pydantic"),
     ("encode ids (tagger.encoding)", r"tagger/encoding\.py"),
     ("tokenize, limits (service.tagging)", r"service/tagging\.py"),
@@ -65,8 +66,8 @@ INFERENCE_STAGES = [
 
 def record(pid: int, seconds: float, out: Path) -> None:
     subprocess.run(
-        ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200", "--native",
-         "--nonblocking", "--format", "raw", "--output", str(out)],
+        ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100", "--native",
+         "--format", "raw", "--output", str(out)],
         check=True, capture_output=True, timeout=seconds + 120,
     )  # fmt: skip
 
@@ -100,6 +101,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--keep", type=Path, help="also keep py-spy's samples (folded stacks) in this folder")
     args = parser.parse_args()
     for tool in ("wrk", "py-spy"):
         if shutil.which(tool) is None:
@@ -140,14 +142,15 @@ def main() -> int:
         "words_per_request": words,
         "server_us_per_request": load.get("server_us_per_request"),
         "inference_us_per_request": load.get("inference_us_per_request"),
-        "note": "samples of a profiled run (py-spy at 200 Hz slows it); the CPU per request is of that run",
+        "note": "samples of a profiled run (py-spy pauses each process 100 times a second); the CPU per request "
+        "is of that run",
         "stages": {},
     }
     for name in pids:
         table = SERVER_STAGES if name == "server" else INFERENCE_STAGES
         report["stages"][name] = stages(work / f"{name}.txt", table)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"profile-{args.model}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / f"cpu-{args.model}.json").write_text(json.dumps(report, indent=1) + "\n")
     lines = [
         f"# Where the CPU goes: {args.model}, concurrency {args.concurrency}, one sentence a request",
         "",
@@ -160,8 +163,12 @@ def main() -> int:
         lines += ["", f"| {name}: stage | share of samples | ~us per request |", "|---|---|---|"]
         lines += [f"| {stage} | {100 * share:.1f}% | {share * us:.0f} |" for stage, share in shares.items()]
     markdown = "\n".join(lines) + "\n"
-    (args.out / f"profile-{args.model}.md").write_text(markdown)
+    (args.out / f"cpu-{args.model}.md").write_text(markdown)
     print(markdown)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        for name in pids:
+            shutil.copy(work / f"{name}.txt", args.keep / f"{args.model}-{name}.folded")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
