@@ -124,6 +124,12 @@ class Settings(BaseSettings):
                 f"max_batch_tokens ({self.max_batch_tokens}) must be >= max_tokens ({self.max_tokens}): "
                 "a sentence at the token limit must fit in a batch"
             )
-        if self.control_token is not None and len(self.control_token.get_secret_value()) < 16:
-            raise ValueError("control_token needs 16 characters or more (it loads and unloads models)")
+        token = self.control_token.get_secret_value() if self.control_token is not None else None
+        if token is not None and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
+            raise ValueError(
+                "control_token needs 16 characters or more, printable ASCII without spaces (an HTTP header carries "
+                "it; it loads and unloads models)"
+            )
+        if 0 < self.model_poll_s < 0.1:
+            raise ValueError(f"model_poll_s is {self.model_poll_s}: 0 (off) or 0.1 s or more")
         return self

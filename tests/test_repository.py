@@ -262,3 +262,12 @@ def test_an_unload_during_warm_up_does_not_hold_readiness(models: Path) -> None:
         response = client.post("/v2/repository/models/other/unload", headers=AUTH)  # while warming up
         assert response.status_code == 200
         ready(client)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"control_token": "short"}, {"control_token": "é" * 20}, {"control_token": "a b" * 8}, {"model_poll_s": 0.01}],
+)
+def test_unsafe_control_settings_are_refused_at_start_up(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"control_token|model_poll_s"):
+        Settings(**settings)
