@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
 
 
 def free_port() -> int:
@@ -69,6 +73,15 @@ def serving(app: Any) -> Iterator[tuple[str, int]]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def ready_client(settings: Settings, seconds: float = 30.0) -> TestClient:
+    """A TestClient of `create_app(settings)`, entered (its lifespan started) and ready (/readyz 200), for tests
+    that share one app across a module; the caller exits it (`client.__exit__(None, None, None)`)."""
+    client = TestClient(create_app(settings))
+    client.__enter__()
+    until(lambda: client.get("/readyz").status_code == 200, seconds)
+    return client
 
 
 def get(url: str) -> tuple[int, bytes]:

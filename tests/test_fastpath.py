@@ -4,7 +4,6 @@ the same answers, the same refusals with the same statuses, reasons and messages
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from service.app import create_app
 from service.fastpath import TagFastPath
 from service.settings import Settings
+from tests.helpers import ready_client
 
 BODIES: list[tuple[str, bytes]] = [
     ("sentences", json.dumps({"sentences": [["The", "cat", "sat", "."]], "scores": True, "top_k": 2}).encode()),
@@ -42,12 +41,9 @@ def started(fast: bool, monkeypatch: pytest.MonkeyPatch) -> TestClient:
             await self.app(scope, receive, send)
 
         monkeypatch.setattr(TagFastPath, "__call__", straight_on)
-    settings = Settings(inference_process=False, warmup=False, echo_endpoint=True, access_log=False)
-    client = TestClient(create_app(settings))
-    client.__enter__()
-    deadline = time.monotonic() + 30
-    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    client: TestClient = ready_client(
+        Settings(inference_process=False, warmup=False, echo_endpoint=True, access_log=False)
+    )
     return client
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.settings import Settings
 from tagger.conllu import parse
+from tests.helpers import ready_client
 
 from .conftest import EWT, ROOT, need
 
@@ -27,12 +26,11 @@ SPACY_PYTHON = os.environ.get("TAGGER_SPACY_PYTHON") or str(ROOT / ".venv-spacy"
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    settings = Settings(inference_process=False, warmup=False, max_sentences=300, max_text_chars=400)
-    with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield client
+    client: TestClient = ready_client(
+        Settings(inference_process=False, warmup=False, max_sentences=300, max_text_chars=400)
+    )
+    yield client
+    client.__exit__(None, None, None)
 
 
 def tag(client: TestClient, model: str, body: dict[str, Any]) -> Any:

@@ -5,7 +5,6 @@ schema (transcribed from its spec), and a table of malformed requests that each 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ import pytest
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.settings import Settings
+from tests.helpers import ready_client
 
 from .conftest import EWT, ROOT, need
 
@@ -129,12 +128,7 @@ def conforms(body: Any, kind: str) -> None:
 
 
 def started(**settings: Any) -> TestClient:
-    client = TestClient(create_app(Settings(models=EXPORTS, inference_process=False, warmup=False, **settings)))
-    client.__enter__()
-    deadline = time.monotonic() + 30
-    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return client
+    return ready_client(Settings(models=EXPORTS, inference_process=False, warmup=False, **settings))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ documented for it."""
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from service.app import create_app
 from service.settings import Settings
+from tests.helpers import ready_client
 from tests.test_hostile_catalogue import CATALOGUE
 
 pytestmark = pytest.mark.trains
@@ -26,13 +25,9 @@ CONTROL = "control-0123456789-truth"
 
 
 def started(models_dir: Path, **settings: Any) -> TestClient:
-    client = TestClient(
-        create_app(Settings(models=models_dir, default_model="tiny", inference_process=False, **settings))
+    client: TestClient = ready_client(
+        Settings(models=models_dir, default_model="tiny", inference_process=False, **settings)
     )
-    client.__enter__()
-    deadline = time.monotonic() + 30
-    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.05)
     return client
 
 
