@@ -271,3 +271,25 @@ def test_an_unload_during_warm_up_does_not_hold_readiness(models: Path) -> None:
 def test_unsafe_control_settings_are_refused_at_start_up(settings: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"control_token|model_poll_s"):
         Settings(**settings)
+
+
+def test_a_graph_with_other_inputs_leaves_the_old_version_serving(client: TestClient, models: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    old = version_of(client)
+    shutil.rmtree(models / "tiny")
+    new_version(models.parent / "source-tiny", models / "tiny", "12")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["scores"])],
+        "other",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "tokens", 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", "tokens", 3])],
+    )
+    onnx.save(helper.make_model(graph), str(models / "tiny" / MODEL_FILE))  # a valid graph, fed other inputs
+    metadata = json.loads((models / "tiny" / METADATA_FILE).read_text())
+    metadata["files"][MODEL_FILE] = sha256_file(models / "tiny" / MODEL_FILE)
+    (models / "tiny" / METADATA_FILE).write_text(json.dumps(metadata))
+    response = client.post("/v2/repository/models/tiny/load", headers=AUTH)
+    assert response.status_code == 400 and "graph takes ('x',)" in response.json()["error"], response.text
+    assert version_of(client) == old and index(client)["tiny"]["state"] == "READY"
