@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, post, wait_ready
+from tests.helpers import free_port, get, post, wait_ready
 
 from .conftest import ROOT
 
@@ -66,6 +66,9 @@ def test_the_runtime_install_serves_the_shipped_models_without_torch(tmp_path: P
         )
         assert status == 200
         assert [s["label"] for s in json.loads(body)["results"][0]["spans"]] == ["PER", "LOC"]
+        for path, words in (("/", b"<html"), ("/ui/ui.js", b"fetch"), ("/ui/ui.css", b"{"), ("/docs", b"swagger")):
+            status, body = get(f"http://127.0.0.1:{port}{path}")  # the page's and /docs' files were installed
+            assert status == 200 and words in body.lower(), path
     finally:
         process.terminate()
         process.wait(30)
