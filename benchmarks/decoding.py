@@ -70,6 +70,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--baseline", type=Path, help="another export folder to measure in the same run")
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="*", default=[], help="also the network alone on batches of these sizes"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
 
@@ -89,6 +92,13 @@ def main() -> int:
         decoders["crf"] = runtime.decoder
 
     rows: list[dict[str, Any]] = [{"stage": "network (ONNX Runtime)", "seconds": network}]
+    for size in args.batch_sizes:  # does the network's cost per word fall with the batch?
+        sized = [
+            runtime.vocab.encode([sentences[i] for i in ix]) for ix in length_sorted([len(s) for s in sentences], size)
+        ]
+        rows.append(
+            {"stage": f"network, batches of {size}", "seconds": network_seconds(runtime, sized, args.repeats)[0]}
+        )
     for name, decoder in decoders.items():
         alone = decode_seconds(decoder, scores, batches, args.repeats)
         rows.append({"stage": f"decode: {name}", "seconds": alone})
@@ -106,8 +116,8 @@ def main() -> int:
         row["words_per_s"] = words / row["seconds"]
 
     lines = [f"{args.model} on {data.name}: {len(sentences)} sentences, {words} words, batches of 32", ""]
-    lines += ["| stage | words/s |", "|---|---|"]
-    lines += [f"| {r['stage']} | {r['words_per_s']:,.0f} |" for r in rows]
+    lines += ["| stage | words/s | us a word |", "|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['words_per_s']:,.0f} | {1e6 / r['words_per_s']:.1f} |" for r in rows]
     markdown = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "data": str(data), "words": words, "repeats": args.repeats, "rows": rows}

@@ -61,7 +61,8 @@ class RequestGuard:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        tensors = self._routed(scope, self.tensor_routes)
+        # only /v2 paths can be tensor routes: the /v1 requests skip matching them
+        tensors = scope["path"].startswith("/v2/") and self._routed(scope, self.tensor_routes)
         if not tensors and not self._routed(scope, self.routes):
             await self.app(scope, receive, send)
             return

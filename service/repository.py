@@ -153,8 +153,8 @@ class Repository:
         A folder is loaded once its files are as they were at the last poll (a copy in progress is left
         until it is done); an unreadable one is left alone, whatever it served.
         """
-        found = scan(self.settings.models)
-        seen, self._seen = self._seen, {f.folder: fingerprint(f.folder) for f in found}
+        found, now = await asyncio.to_thread(_look, self.settings.models)  # disk reads, off the event loop
+        seen, self._seen = self._seen, now
         names: dict[str, list[Found]] = {}
         for one in found:
             names.setdefault(one.name or "", []).append(one)
@@ -300,6 +300,12 @@ def scan(models: Path) -> list[Found]:
         except Exception as err:  # whatever is in it: not JSON, or "files" not an object
             found.append(Found(folder, None, None, f"cannot read its {METADATA_FILE}: {err!r}"))
     return found
+
+
+def _look(models: Path) -> tuple[list[Found], dict[Path, Files]]:
+    """The export folders and each one's files now: what a poll compares with the last."""
+    found = scan(models)
+    return found, {f.folder: fingerprint(f.folder) for f in found}
 
 
 def _unreadable(folder: Path) -> Found:

@@ -41,21 +41,15 @@ def _too_many(field: str, what: str, count: int, limit: int, setting: str) -> Ap
     )
 
 
-def _surrogate_at(value: str) -> int | None:
-    """Where a lone UTF-16 surrogate is (JSON allows `"\\ud800"`): no answer holding it could be encoded."""
+def _check_unicode(field: str, value: str, lines: bool = False) -> None:
+    """Refuse a lone UTF-16 surrogate (JSON allows `"\\ud800"`: no answer holding it could be encoded), naming
+    where it is (with `lines`, the line of a document)."""
     if value.isascii():
-        return None
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
-        return err.start
-    return None
-
-
-def _check_unicode(field: str, value: str, lines: bool = False) -> None:
-    """Refuse a lone surrogate, naming where it is (with `lines`, the line of a document)."""
-    at = _surrogate_at(value)
-    if at is not None:
+        at = err.start
         line = value.count("\n", 0, at) + 1 if lines else None
         where = f"{field} line {line}" if lines else field
         raise ApiError(
@@ -65,7 +59,7 @@ def _check_unicode(field: str, value: str, lines: bool = False) -> None:
             "send text as UTF-8, or escape a character beyond U+FFFF as a surrogate pair",
             field,
             line=line,
-        )
+        ) from None
 
 
 def _check_tokens(field: str, tokens: list[str], settings: Settings) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -256,10 +257,23 @@ def test_a_folder_mid_copy_neither_unloads_its_model_nor_stops_the_poll(models: 
         until(lambda: index(client).get("later", {}).get("state") == "READY")
 
 
-def test_an_unload_during_warm_up_does_not_hold_readiness(models: Path) -> None:
+def test_an_unload_during_warm_up_does_not_hold_readiness(models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import service.app
+
     new_version(models / "tiny", models / "other", "11", name="other")
+    unloaded, warm_up = threading.Event(), service.app.warm_up
+
+    async def warm_up_after_the_unload(served: Any) -> None:  # the warm-up is under way when the unload comes
+        await asyncio.to_thread(unloaded.wait, 30)
+        await warm_up(served)
+
+    monkeypatch.setattr(service.app, "warm_up", warm_up_after_the_unload)
     with client_for(models) as client:
-        response = client.post("/v2/repository/models/other/unload", headers=AUTH)  # while warming up
+        assert client.get("/readyz").json()["status"] == "warming up"
+        response = client.post("/v2/repository/models/other/unload", headers=AUTH)
+        unloaded.set()
         assert response.status_code == 200
         ready(client)
 
