@@ -4,6 +4,8 @@
         model.onnx      graph: words, cases, chars, lengths -> scores (B, T, K)
         vocab.json      words, characters, tags, character cap (`Vocab.to_dict`)
         crf.json        CRF transition scores (models with a CRF only)
+        profile.json    the dev set's drift statistics (`tagger.profile.Profile`, its own
+                        format version); optional: without it drift has no reference
         metadata.json   format version, task, schemes, decoder, config,
                         provenance, scores, and the sha256 of every file above
 
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tagger.decoding import CrfScores, Decoder
 from tagger.encoding import Vocab
+from tagger.profile import Profile, ProfileError
 from tagger.schemes import Scheme
 
 FORMAT_VERSION = 1
@@ -29,6 +33,7 @@ MODEL_FILE = "model.onnx"
 VOCAB_FILE = "vocab.json"
 METADATA_FILE = "metadata.json"
 CRF_FILE = "crf.json"
+PROFILE_FILE = "profile.json"
 INPUT_NAMES = ("words", "cases", "chars", "lengths")
 OUTPUT_NAMES = ("scores",)
 
@@ -108,15 +113,19 @@ def verify_files(folder: Path, metadata: Metadata) -> None:
         if name not in metadata.files:
             raise ArtifactError(f"{folder / METADATA_FILE}: no sha256 recorded for {name}")
     for name, expected in metadata.files.items():
-        path = folder / name
-        if not path.is_file():
-            raise ArtifactError(f"{path}: missing (listed in {METADATA_FILE})")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ArtifactError(
-                f"{path}: sha256 {actual} does not match {expected} recorded in "
-                f"{METADATA_FILE}; the file is corrupt or was replaced after export"
-            )
+        _verify_file(folder / name, expected)
+
+
+def _verify_file(path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing (listed in {METADATA_FILE})")
+    actual = sha256_file(path)
+    if actual != expected:
+        hint = f"; recompute it with `tagger profile {path.parent}`" if path.name == PROFILE_FILE else ""
+        raise ArtifactError(
+            f"{path}: sha256 {actual} does not match {expected} recorded in "
+            f"{METADATA_FILE}; the file is corrupt or was replaced after export{hint}"
+        )
 
 
 def load_export(folder: str | Path) -> tuple[Metadata, Vocab]:
@@ -154,3 +163,59 @@ def load_decoder(folder: str | Path, metadata: Metadata, vocab: Vocab) -> Decode
         except (KeyError, TypeError, ValueError) as err:
             raise ArtifactError(f"{folder / CRF_FILE}: invalid CRF scores ({err})") from None
     return Decoder(vocab.tags, scheme)
+
+
+def load_profile(folder: str | Path, metadata: Metadata) -> Profile | None:
+    """The export's verified reference profile, or None for an export made without one (drift: no reference).
+
+    A profile.json whose sha256 is not recorded, or that was computed with another model.onnx, is refused:
+    a reference that does not belong to the model would make every drift figure wrong without a sign.
+    """
+    folder = Path(folder)
+    path = folder / PROFILE_FILE
+    expected = metadata.files.get(PROFILE_FILE)
+    if expected is None:
+        if path.exists():
+            raise ArtifactError(
+                f"{path}: no sha256 recorded for it in {METADATA_FILE}; write it with `tagger profile {folder}`"
+            )
+        return None
+    _verify_file(path, expected)
+    try:
+        profile = Profile.from_json(path.read_text(encoding="utf-8"))
+    except (ProfileError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: {err}") from None
+    if profile.source.get("model_sha256") != metadata.files.get(MODEL_FILE):
+        raise ArtifactError(
+            f"{path}: computed with another {MODEL_FILE} (sha256 {profile.source.get('model_sha256')}); "
+            f"recompute it with `tagger profile {folder}`"
+        )
+    return profile
+
+
+def write_profile(folder: str | Path, profile: Profile) -> None:
+    """Write profile.json into an export folder and record its sha256 in metadata.json, nothing else changed.
+
+    Each file is replaced whole (written beside, then renamed), so a reader sees the old or the new file.
+    """
+    folder = Path(folder)
+    metadata = _read_json(folder / METADATA_FILE)
+    _replace(folder / PROFILE_FILE, profile.to_json())
+    metadata["files"][PROFILE_FILE] = sha256_file(folder / PROFILE_FILE)
+    _replace(folder / METADATA_FILE, json.dumps(metadata, indent=1, ensure_ascii=False) + "\n")
+
+
+def forget_profile(folder: str | Path) -> bool:
+    """Drop profile.json's record from metadata.json (the file stays, unused); whether there was one."""
+    folder = Path(folder)
+    metadata = _read_json(folder / METADATA_FILE)
+    if metadata["files"].pop(PROFILE_FILE, None) is None:
+        return False
+    _replace(folder / METADATA_FILE, json.dumps(metadata, indent=1, ensure_ascii=False) + "\n")
+    return True
+
+
+def _replace(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
