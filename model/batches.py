@@ -26,10 +26,13 @@ class TensorBatch:
     lengths: Tensor  # (B,) int64
     tags: Tensor  # (B, T) int64 gold tag ids, -100 at padding (or all -100 if untagged)
     indices: list[int]  # positions of these sentences in the corpus
+    gazetteer: Tensor | None = None  # (B, T, L) int64 name-list codes, for a model with lists
 
     @property
-    def inputs(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return self.words, self.cases, self.chars, self.lengths
+    def inputs(self) -> tuple[Tensor, ...]:
+        """The model's inputs in graph order: words, cases, chars, lengths (and gazetteer, with lists)."""
+        own = (self.words, self.cases, self.chars, self.lengths)
+        return own if self.gazetteer is None else (*own, self.gazetteer)
 
 
 def to_tensors(vocab: Vocab, sentences: Sequence[Sentence], indices: list[int], gold: bool = True) -> TensorBatch:
@@ -50,6 +53,7 @@ def to_tensors(vocab: Vocab, sentences: Sequence[Sentence], indices: list[int], 
         lengths=torch.from_numpy(batch.lengths),
         tags=tags,
         indices=indices,
+        gazetteer=torch.from_numpy(batch.gazetteer) if batch.gazetteer is not None else None,
     )
 
 

@@ -78,6 +78,14 @@ class ModelConfig:
     word_dropout: float = 0.25  # alpha in p(unk) = alpha / (alpha + count), per token
     crf: bool = False  # CRF output layer (learned transitions, sentence likelihood) instead of softmax
     tag_scheme: Literal["BIOES", "IOB2"] = "BIOES"  # span tag sets are trained and decoded in this scheme
+    # name lists read as a feature, comma-separated, from `model.gazetteer_lists` (place, person_first,
+    # person_last, org_form); empty = none, and the graph has no `gazetteer` input
+    gazetteer: str = ""
+    gazetteer_dim: int = 4  # embedding size of each list's match code
+
+    def gazetteer_lists(self) -> tuple[str, ...]:
+        """The configured name lists, in input order."""
+        return tuple(n.strip() for n in self.gazetteer.split(",") if n.strip())
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,9 @@ class TrainConfig:
     average_last: int = 0  # also try the mean weights of the last N >= 2 epochs as the best model (0 = off)
     lowercase: float = 0.0  # chance per sentence per epoch of training on it in lower case (names in web text)
     uppercase: float = 0.0  # ... in upper case (headlines, shouting)
+    # weight of the character language-model loss beside the tagging loss (`model.charlm`; 0 = off); training
+    # only: the exported graph is the same
+    char_lm: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,11 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.crf = crf
 
-    def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
-        """words, cases (B, T), chars (B, T, C), lengths (B,) -> mean scores (B, T, K)."""
-        scores = [member(words, cases, chars, lengths) for member in self.members]
+    def forward(
+        self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor, gazetteer: Tensor | None = None
+    ) -> Tensor:
+        """words, cases (B, T), chars (B, T, C), lengths (B,), gazetteer (B, T, L) -> mean scores (B, T, K)."""
+        scores = [member(words, cases, chars, lengths, gazetteer) for member in self.members]
         return torch.stack(scores).mean(dim=0)  # (B, T, K)
 
 
@@ -80,7 +82,7 @@ def load_ensemble(paths: Sequence[str | Path]) -> Loaded:
     first_model, first_config, vocab = loaded[0].model, loaded[0].config, loaded[0].vocab
     for path, checkpoint in zip(paths[1:], loaded[1:], strict=True):
         model, config, other = checkpoint.model, checkpoint.config, checkpoint.vocab
-        for what in ("words", "chars", "tags"):
+        for what in ("words", "chars", "tags", "gazetteer"):
             if getattr(other, what) != getattr(vocab, what):
                 raise ValueError(
                     f"{path}: its {what} vocabulary differs from {paths[0]}'s; ensemble members must be trained "

@@ -5,6 +5,11 @@ it exports to one ONNX graph. Two things keep a sentence's scores independent
 of its batch: the LSTM runs on packed sequences (ONNX `sequence_lens`), and the
 character CNN's max-pool ignores character padding (ReLU outputs are >= 0, so
 zeroing padded positions before the max cannot change it).
+
+A model configured with name lists (`model.gazetteer`) takes a fifth input,
+`gazetteer` (B, T, L): per token one match code per list (`tagger.gazetteer`),
+each embedded on its own and concatenated to the word features. Without lists
+the graph is exactly the four-input one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from model.config import ModelConfig
 from model.crf import CRF
 from model.quantize import Bits, code_width, dequantize, quantize
 from tagger.encoding import CASINGS, PAD
+from tagger.gazetteer import N_CODES
 
 
 class CharCNN(nn.Module):
@@ -30,14 +36,21 @@ class CharCNN(nn.Module):
 
     def forward(self, chars: Tensor) -> Tensor:
         """chars (B, T, C) int64 -> features (B, T, F)."""
+        b, t, _ = chars.shape
+        return self.states(chars).max(dim=2).values.reshape(b, t, -1)  # (B, T, F)
+
+    def states(self, chars: Tensor) -> Tensor:
+        """chars (B, T, C) int64 -> the convolution's output at every character (B*T, F, C), 0 at padding.
+
+        The character language model (`model.charlm`) trains on these; the tagger max-pools them.
+        """
         b, t, c = chars.shape
         flat = chars.reshape(b * t, c)  # (B*T, C)
         # Padding ids embed to zero, exactly what the convolution pads with,
         # so outputs at real characters do not depend on the padded width C.
         x = self.embed(flat).transpose(1, 2)  # (B*T, E, C)
         h = torch.relu(self.conv(x))  # (B*T, F, C)
-        h = h * (flat != PAD).unsqueeze(1).to(h.dtype)  # zero padded characters
-        return h.max(dim=2).values.reshape(b, t, -1)  # (B, T, F)
+        return h * (flat != PAD).unsqueeze(1).to(h.dtype)  # zero padded characters
 
 
 class Tagger(nn.Module):
@@ -80,9 +93,12 @@ class Tagger(nn.Module):
             self.set_frozen(vectors[n_words - n_frozen_words :])
         self.cases = nn.Embedding(len(CASINGS), config.case_dim, padding_idx=PAD)
         self.chars = CharCNN(n_chars, config)
+        # One table for all lists: list k's codes are rows k * N_CODES ... k * N_CODES + N_CODES - 1.
+        self.n_lists = len(config.gazetteer_lists())
+        self.gazetteer = nn.Embedding(self.n_lists * N_CODES, config.gazetteer_dim) if self.n_lists else None
         self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
-            config.word_dim + config.case_dim + config.char_filters,
+            config.word_dim + config.case_dim + config.char_filters + self.n_lists * config.gazetteer_dim,
             config.hidden,
             num_layers=config.layers,
             bidirectional=True,
@@ -117,18 +133,38 @@ class Tagger(nn.Module):
         frozen = dequantize(self.frozen_words[rows], self.frozen_scales[rows], self.bits, own.shape[-1])
         return torch.where(trained.unsqueeze(-1), own, frozen)
 
-    def forward(self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor) -> Tensor:
-        """words, cases (B, T), chars (B, T, C), lengths (B,) -> scores (B, T, K).
+    def forward(
+        self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor, gazetteer: Tensor | None = None
+    ) -> Tensor:
+        """words, cases (B, T), chars (B, T, C), lengths (B,), gazetteer (B, T, L) -> scores (B, T, K).
 
+        `gazetteer` is required by a model with name lists and refused by one without.
         Scores at padded positions are meaningless and must be ignored.
         """
+        return self.scores_and_char_states(words, cases, chars, lengths, gazetteer)[0]
+
+    def scores_and_char_states(
+        self, words: Tensor, cases: Tensor, chars: Tensor, lengths: Tensor, gazetteer: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """`forward`'s scores (B, T, K), and the character CNN's states (B*T, F, C) for the character LM."""
+        b, t = words.shape
         embedded = self.embed_words(words)  # (B, T, word_dim)
-        x = torch.cat([embedded, self.cases(cases), self.chars(chars)], dim=-1)  # (B, T, D)
+        char_states = self.chars.states(chars)  # (B*T, F, C)
+        features = [embedded, self.cases(cases), char_states.max(dim=2).values.reshape(b, t, -1)]
+        if self.gazetteer is not None:
+            if gazetteer is None or gazetteer.shape[-1] != self.n_lists:
+                got = "none" if gazetteer is None else gazetteer.shape[-1]
+                raise ValueError(f"this model reads {self.n_lists} name lists (gazetteer input (B, T, L)), got {got}")
+            offsets = torch.arange(self.n_lists, dtype=gazetteer.dtype) * N_CODES  # (L,)
+            features.append(self.gazetteer(gazetteer + offsets).flatten(2))  # (B, T, L * gazetteer_dim)
+        elif gazetteer is not None:
+            raise ValueError("this model reads no name lists, but a gazetteer input was given")
+        x = torch.cat(features, dim=-1)  # (B, T, D)
         x = self.dropout(x)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         h, _ = self.lstm(packed)
         h, _ = pad_packed_sequence(h, batch_first=True, total_length=words.shape[1])  # (B, T, 2H)
-        return self.out(self.dropout(h))  # (B, T, K)
+        return self.out(self.dropout(h)), char_states  # (B, T, K), (B*T, F, C)
 
     def loss(self, scores: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
         """Per real token: CRF negative log-likelihood, or cross-entropy; tags (B, T) padded with -100."""

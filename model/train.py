@@ -15,6 +15,7 @@ and word dropout (torch), and torch runs deterministic algorithms.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 import time
@@ -28,9 +29,11 @@ from tqdm import tqdm
 
 from model.augment import Pool, draw_epoch, mention_pool, recase, replace_mentions
 from model.batches import drop_words, iterate, unk_probabilities
+from model.charlm import CharLM
 from model.checkpoint import build_model, decoder_of, load_checkpoint, save_checkpoint
 from model.config import Config
 from model.data import read_split, read_training
+from model.gazetteer_lists import build_gazetteer
 from model.network import Tagger
 from model.predict import predict_scores
 from model.vocab import build_vocab, load_glove, pretrained_matrix, word_counts
@@ -67,6 +70,8 @@ def _new_model(config: Config, train: Sequence[Sentence]) -> tuple[Tagger, Vocab
             raise ValueError(f"model.word_dim must be 50 with GloVe 6B 50d, got {config.model.word_dim}")
         glove_words, vectors = load_glove(config.model.glove_top_k)
     vocab, trained = build_vocab(train, config.model, glove_words)
+    if config.model.gazetteer_lists():
+        vocab = dataclasses.replace(vocab, gazetteer=build_gazetteer(config.model.gazetteer_lists()))
     model = build_model(config, vocab, n_frozen_words=len(vocab.words) - trained)
     if vectors is not None:
         matrix = pretrained_matrix(vocab, glove_words, vectors, config.train.seed)
@@ -107,6 +112,7 @@ class Run:
     rng: random.Random  # batching and augmentation
     generator: torch.Generator  # word dropout
     state: RunState
+    char_lm: CharLM | None = None  # the character LM's heads, with train.char_lm (not part of the model)
 
     @property
     def going(self) -> bool:
@@ -115,13 +121,17 @@ class Run:
 
     def resume_state(self) -> dict[str, Any]:
         """What last.pt holds beside the weights, so that resuming continues exactly."""
-        return self.state.to_dict() | {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "python_rng": self.rng.getstate(),
-            "torch_rng": torch.get_rng_state(),
-            "generator": self.generator.get_state(),
-        }
+        return (
+            self.state.to_dict()
+            | {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "python_rng": self.rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "generator": self.generator.get_state(),
+            }
+            | ({"char_lm": self.char_lm.state_dict()} if self.char_lm is not None else {})
+        )
 
 
 @dataclass(frozen=True)
@@ -187,18 +197,35 @@ def _start(
         model, vocab, saved = checkpoint.model, checkpoint.vocab, checkpoint.state
     else:
         model, vocab = _new_model(config, data.full)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    char_lm = _char_lm(config, model, vocab)
+    parameters = [*model.parameters(), *(char_lm.parameters() if char_lm is not None else ())]
+    optimizer = torch.optim.Adam(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=config.train.lr_decay, patience=config.train.lr_patience
     )
     if resume is None:
-        return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState())
+        return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState(), char_lm)
+    if char_lm is not None:
+        if "char_lm" not in saved:
+            raise ValueError(f"{resume}: trained without train.char_lm, so it cannot resume with it")
+        char_lm.load_state_dict(saved["char_lm"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     rng.setstate(saved["python_rng"])
     torch.set_rng_state(saved["torch_rng"])
     generator.set_state(saved["generator"])
-    return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState.from_dict(saved))
+    return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState.from_dict(saved), char_lm)
+
+
+def _char_lm(config: Config, model: Tagger, vocab: Vocab) -> CharLM | None:
+    """The character LM's heads when train.char_lm asks for them (seeded like the model: built right after it)."""
+    if not config.train.char_lm:
+        return None
+    if config.train.char_lm < 0:
+        raise ValueError(
+            f"train.char_lm is the character LM loss's weight, 0 (off) or above; got {config.train.char_lm}"
+        )
+    return CharLM(config.model.char_filters, len(vocab.chars), config.model.char_kernel // 2)
 
 
 def _epoch(run: Run, data: TrainingData, unk_probs: torch.Tensor, out: Path) -> None:
@@ -301,11 +328,13 @@ def _train_epoch(run: Run, sentences: Sequence[Sentence], unk_probs: torch.Tenso
     with tqdm(total=words, unit="w", desc=f"epoch {epoch}", mininterval=2.0, leave=False) as bar:
         for batch in iterate(run.vocab, sentences, run.config.train.batch_size, run.rng):
             dropped = drop_words(batch.words, unk_probs, run.generator)
-            scores = model(dropped, batch.cases, batch.chars, batch.lengths)
+            scores, char_states = model.scores_and_char_states(dropped, *batch.inputs[1:])
             loss = model.loss(scores, batch.tags, batch.lengths)
+            if run.char_lm is not None:
+                loss = loss + run.config.train.char_lm * run.char_lm(char_states, batch.chars)
             run.optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            torch.nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]], clip)
             run.optimizer.step()
             total += loss.item()
             batches += 1

@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from tagger.gazetteer import INPUT_NAME as GAZETTEER_INPUT
+from tagger.gazetteer import Gazetteer
+
 PAD = 0
 UNK = 1
 PAD_TOKEN = "<pad>"
@@ -79,15 +82,19 @@ class Batch:
     cases: np.ndarray  # (B, T) int64 casing ids
     chars: np.ndarray  # (B, T, C) int64 character ids, PAD beyond each word
     lengths: np.ndarray  # (B,) int64 tokens per sentence
+    gazetteer: np.ndarray | None = None  # (B, T, L) int64 codes per name list (`tagger.gazetteer`), models with lists
 
     def inputs(self) -> dict[str, np.ndarray]:
-        """The ONNX graph's inputs, by name."""
-        return {
+        """The ONNX graph's inputs, by name (`gazetteer` only for a model with name lists)."""
+        inputs = {
             "words": self.words,
             "cases": self.cases,
             "chars": self.chars,
             "lengths": self.lengths,
         }
+        if self.gazetteer is not None:
+            inputs[GAZETTEER_INPUT] = self.gazetteer
+        return inputs
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ class Encoded:
     words: Sequence[int]  # n word ids
     cases: Sequence[int]  # n casing ids
     chars: Sequence[Sequence[int]]  # n sequences of character ids
+    gazetteer: Sequence[Sequence[int]] | None = None  # n tuples of one code per name list (models with lists)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -131,7 +139,18 @@ def pad(sentences: Sequence[Encoded]) -> Batch:
     flat_cases[at] = list(chain.from_iterable(s.cases for s in sentences))
     flat_chars[char_at] = list(chain.from_iterable(tokens))
     words, cases, chars = flat_words.reshape(b, t), flat_cases.reshape(b, t), flat_chars.reshape(b, t, width)
-    return Batch(words=words, cases=cases, chars=chars, lengths=lengths)
+    gazetteer = _pad_gazetteer(sentences, at, b * t) if sentences[0].gazetteer is not None else None
+    return Batch(words=words, cases=cases, chars=chars, lengths=lengths, gazetteer=gazetteer)
+
+
+def _pad_gazetteer(sentences: Sequence[Encoded], at: np.ndarray, size: int) -> np.ndarray:
+    """(B, T, L) name-list codes, PAD beyond each length; `at` is each token's flat position in (B, T)."""
+    if any(s.gazetteer is None for s in sentences):
+        raise ValueError("cannot pad sentences with and without name-list codes into one batch")
+    codes = np.array(list(chain.from_iterable(s.gazetteer for s in sentences)), dtype=np.int64)  # type: ignore[arg-type]
+    flat = np.zeros((size, codes.shape[1]), dtype=np.int64)
+    flat[at] = codes
+    return flat.reshape(len(sentences), size // len(sentences), codes.shape[1])
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,7 @@ class Vocab:
     chars: tuple[str, ...]
     tags: tuple[str, ...]
     max_word_chars: int = 30
+    gazetteer: Gazetteer | None = None  # name lists the model reads as a feature (`tagger.gazetteer`), or none
     _word_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _char_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _tag_index: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -198,7 +218,9 @@ class Vocab:
         if not tokens:
             raise ValueError("cannot encode a sentence with no tokens")
         words, cases, chars = zip(*map(self.token_ids, tokens), strict=True)
-        return Encoded(words=words, cases=cases, chars=chars)
+        if self.gazetteer is None:
+            return Encoded(words=words, cases=cases, chars=chars)
+        return Encoded(words=words, cases=cases, chars=chars, gazetteer=self.gazetteer.encode(tokens))
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> Batch:
         """Encode and pad a batch of tokenized sentences.
@@ -221,12 +243,16 @@ class Vocab:
             raise ValueError(f"tag {err.args[0]!r} is not in the tag set {list(self.tags)}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """As stored in vocab.json; a `gazetteer` key only for a model with name lists."""
+        data: dict[str, Any] = {
             "words": list(self.words),
             "chars": list(self.chars),
             "tags": list(self.tags),
             "max_word_chars": self.max_word_chars,
         }
+        if self.gazetteer is not None:
+            data["gazetteer"] = self.gazetteer.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vocab:
@@ -235,6 +261,7 @@ class Vocab:
             chars=tuple(data["chars"]),
             tags=tuple(data["tags"]),
             max_word_chars=int(data["max_word_chars"]),
+            gazetteer=Gazetteer.from_dict(data["gazetteer"]) if "gazetteer" in data else None,
         )
 
 

@@ -26,6 +26,7 @@ from tagger.artifact import (
 )
 from tagger.decoding import Decoded, Decoder
 from tagger.encoding import Batch, Vocab, length_sorted
+from tagger.gazetteer import INPUT_NAME as GAZETTEER_INPUT
 
 # Batch shapes run once before a model reports ready, so first requests do not pay for ORT's lazy set-up.
 WARMUP_SIZES = (1, 8, 32, 64)
@@ -83,6 +84,11 @@ class Runtime:
         return out
 
 
+def input_names(vocab: Vocab) -> tuple[str, ...]:
+    """The graph inputs a model with these vocabularies takes: the name-list codes last, if it has lists."""
+    return INPUT_NAMES + ((GAZETTEER_INPUT,) if vocab.gazetteer is not None else ())
+
+
 def session_options(intra_threads: int = 0, spinning: bool = False) -> ort.SessionOptions:
     """Sequential execution with full graph optimisation; 0 intra threads = one per core.
 
@@ -111,9 +117,11 @@ def load_runtime(folder: str | Path, intra_threads: int = 0, spinning: bool = Fa
         raise ArtifactError(f"{folder / MODEL_FILE}: ONNX Runtime cannot load it ({err})") from None
     inputs = tuple(i.name for i in session.get_inputs())
     outputs = tuple(o.name for o in session.get_outputs())
-    if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
+    expected = input_names(vocab)
+    if inputs != expected or outputs != OUTPUT_NAMES:
         raise ArtifactError(
-            f"{folder / MODEL_FILE}: graph takes {inputs} -> {outputs}, expected {INPUT_NAMES} -> {OUTPUT_NAMES}"
+            f"{folder / MODEL_FILE}: graph takes {inputs} -> {outputs}, expected {expected} -> {OUTPUT_NAMES}"
+            + (" (its vocab.json has name lists)" if vocab.gazetteer is not None else "")
         )
     decoder = load_decoder(folder, metadata, vocab)
     return Runtime(name=metadata.name, folder=folder, metadata=metadata, vocab=vocab, session=session, decoder=decoder)
