@@ -3,7 +3,7 @@
     python benchmarks/peers.py [--peers ray bentoml litserve] [--seconds 10] [--repeat 3] [--tune-seconds 5]
                                [--no-tune --knobs ray:batch=32,wait_ms=5 ...] [--venvs /tmp/peers-venvs] [--out DIR]
 
-Each peer serves the export the way `service.worker` does (`benchmarks/peers/
+Each peer serves the export the way `service.inference.process` does (`benchmarks/peer_apps/
 model_path.py`: `Vocab.encode_sentence`, `pad`, an ONNX Runtime session with
 1 intra-op thread, the warm-up grid, `Runtime.tag`) behind the framework's own
 dynamic batching as its docs show it: Ray Serve `@serve.batch` behind a
@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from load import DEV, ROOT, WRK_SCRIPT, free_port, measure, start_server, stop_server, wrk
-from peers.frameworks import PEERS, Peer, ensure_venv, parse_knobs, versions
-from peers.report import markdown, plot, targets
-from peers.servers import running_peer
+from peer_apps.frameworks import PEERS, Peer, ensure_venv, parse_knobs, versions
+from peer_apps.report import markdown, plot, targets
+from peer_apps.servers import running_peer
 
 from tagger.readers import read_corpus
 

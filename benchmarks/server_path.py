@@ -5,7 +5,7 @@ at once, so no inference process and no HTTP parser takes part.
 
 Measures the middleware, the JSON parsing and validation, the route code,
 the encoding and the answer, in this process (CPU time, all its threads),
-for the tag routes' fast path (`service.fastpath`, as shipped) and for the
+for the tag routes' fast path (`service.edge.fastpath`, as shipped) and for the
 same requests through FastAPI's routes behind it, alternately, `--repeat`
 times each; prints the median and every run.
 """
@@ -24,7 +24,7 @@ from typing import Any
 from load import DEV
 
 from service.app import create_app
-from service.fastpath import TagFastPath
+from service.edge.fastpath import TagFastPath
 from service.settings import Settings
 from tagger.decoding import Tagged
 from tagger.encoding import Encoded

@@ -14,10 +14,14 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import oip
-from service.access import AccessControl, RateLimit, load_keys
-from service.control import control_router
-from service.docs import mount_docs
+from service.api.docs import mount_docs
+from service.api.health import health_router
+from service.api.openapi import with_limits
+from service.api.routes import echo_router, router
+from service.api.webpage import mount_ui
+from service.edge.access import AccessControl, RateLimit, load_keys
+from service.edge.fastpath import TagFastPath
+from service.edge.middleware import RequestGuard, RequestIds, RequestMetrics
 from service.errors import (
     ApiError,
     handle_api_error,
@@ -25,15 +29,13 @@ from service.errors import (
     handle_unexpected,
     handle_validation_error,
 )
-from service.fastpath import TagFastPath
-from service.metrics import InferenceProcesses, create_metrics
-from service.middleware import RequestGuard, RequestIds, RequestMetrics
-from service.openapi import with_limits
-from service.registry import load_served, warm_up
-from service.repository import Repository
-from service.routes import AppState, echo_router, router
+from service.models.repository import Repository
+from service.models.served import load_served, warm_up
+from service.observability.metrics import InferenceProcesses, create_metrics
+from service.oip import routes as oip
+from service.oip.control import control_router
 from service.settings import Settings
-from service.ui import mount_ui
+from service.state import AppState
 
 log = logging.getLogger("tagger")
 
@@ -46,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     state = AppState(settings, metrics, models, Repository(settings, metrics, models))
     if settings.control_token is not None:
         state.control_digest = hashlib.sha256(settings.control_token.get_secret_value().encode()).digest()
-    metrics.registry.register(
+    metrics.prometheus.register(
         # a copy: with TAGGER_METRICS_PORT this runs in prometheus_client's thread while loads change the dict
         InferenceProcesses(lambda: {n: m.batcher.pid for n, m in list(state.models.items()) if m.batcher.pid})
     )
@@ -84,24 +86,23 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.ui:
         mount_ui(app, docs=settings.docs)
     app.state.tagger = state
-    app.openapi = with_limits(app, settings)  # type: ignore[method-assign]
-    app.include_router(router)
-    app.include_router(oip.router)
-    if settings.control_token is not None:
-        app.include_router(control_router)
-    if settings.echo_endpoint:
-        app.include_router(echo_router)
+    app.openapi = with_limits(app, settings, [oip.document])  # type: ignore[method-assign]
+    # every router the app serves, in one place: each is included, and each POST route of theirs is body-guarded
+    # as it declares (service.edge.bodies), so a route cannot be served without its guard
+    routers = [router, health_router, oip.router]
+    routers += [control_router] if settings.control_token is not None else []
+    routers += [echo_router] if settings.echo_endpoint else []
+    for one in routers:
+        app.include_router(one)
+    served_routes = [route for one in routers for route in one.routes]
     app.add_exception_handler(ApiError, handle_api_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
-    routes = [*router.routes, *oip.router.routes, *(echo_router.routes if settings.echo_endpoint else [])]
-    control = list(control_router.routes) if settings.control_token is not None else []  # they read no body
+    v1 = [*router.routes, *(echo_router.routes if settings.echo_endpoint else [])]
     # inside the body guard: the tag routes' POSTs, answered without FastAPI's per-request machinery
-    app.add_middleware(TagFastPath, state=state, routes=[r for r in routes if r not in oip.router.routes])
-    app.add_middleware(
-        RequestGuard, max_body_bytes=settings.max_body_bytes, routes=routes, tensor_routes=oip.router.routes
-    )
+    app.add_middleware(TagFastPath, state=state, routes=v1)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, routes=served_routes)
     if keys is not None or settings.rate_limit > 0:
         burst = settings.rate_burst or max(1, math.ceil(2 * settings.rate_limit))
         limit = RateLimit(settings.rate_limit, burst) if settings.rate_limit > 0 else None
@@ -109,7 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         RequestMetrics,
         metrics=metrics,
-        routes=routes + control,  # matched for requests refused before routing
+        routes=served_routes,  # matched for requests refused before routing
         models=lambda: set(state.models),
         default_model=settings.default_model,
         access_log=settings.access_log,

@@ -18,10 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.schemas import ErrorDetail, ErrorResponse, TagRequest
+from service.api.schemas import ErrorDetail, ErrorResponse, TagRequest
 
 logger = logging.getLogger("tagger")
-# the id of the request being answered (set by `service.middleware.RequestIds`), for error bodies and log lines
+# the id of the request being answered (set by `service.edge.middleware.RequestIds`), for error bodies and log lines
 REQUEST_ID = contextvars.ContextVar[str | None]("request_id", default=None)
 # whether the request is one of the Open Inference Protocol's (/v2 and below; set by RequestIds too): its
 # errors are the protocol's {"error": "<message>"}, and a body that fails validation is a 400

@@ -19,10 +19,10 @@ from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from service.app import create_app
-from service.logs import setup_logging
-from service.protocol import ConnectionLimits, guarded_protocol
-from service.routes import AppState
+from service.edge.connection import ConnectionLimits, guarded_protocol
+from service.observability.logs import setup_logging
 from service.settings import Settings
+from service.state import AppState
 
 log = logging.getLogger("tagger")
 # descriptors kept for the server's own work beyond its connections: inference processes and their sockets,
@@ -100,7 +100,7 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
         "port": settings.port,
         "http": protocol,
         "log_level": "info",
-        "log_config": None,  # uvicorn's lines go through the service's handler and format (service.logs)
+        "log_config": None,  # uvicorn's lines go through the service's handler and format (service.observability.logs)
         "access_log": False,  # the service writes its own access line, with the model, sizes and request id
         "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,
         **overrides,
@@ -113,7 +113,7 @@ def serve(settings: Settings) -> None:
     setup_logging(json_lines=settings.log_format == "json")
     app = create_app(settings)
     if settings.metrics_port is not None:  # Prometheus's own HTTP server, on a port of its own
-        start_http_server(settings.metrics_port, addr=settings.host, registry=app.state.tagger.metrics.registry)
+        start_http_server(settings.metrics_port, addr=settings.host, registry=app.state.tagger.metrics.prometheus)
     tune_garbage_collector()
     config = uvicorn_config(app, settings)
     # uvicorn re-raises the captured signal once it has shut down; with these

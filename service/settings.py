@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         "spent serialising it on the event loop",
     )
 
-    # connections (service.protocol: refused below the app, before anything is buffered past the limit)
+    # connections (service.edge.connection: refused below the app, before anything is buffered past the limit)
     max_header_bytes: int = Field(16384, ge=1024, description="request line, and all headers together (414/431)")
     max_headers: int = Field(100, ge=8, description="headers per request (431 above)")
     header_timeout_s: float = Field(10.0, gt=0.0, description="for a request's headers to arrive (408 after)")
@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     # One thread: on a small machine the event loop (HTTP, JSON, encoding) needs
     # the other core; measured on 2 cores it beats one thread per core under load.
     intra_threads: int = Field(1, ge=0, description="ONNX Runtime threads per inference; 0 = one per core")
-    inference_workers: int = Field(1, ge=1, description="batches run at the same time per model")
+    inference_threads: int = Field(
+        1, ge=1, description="with TAGGER_INFERENCE_PROCESS=false: inference threads per model (batches at once)"
+    )
     inference_process: bool = Field(
         True,
         description="run each model's queue and inference in a process of its own (false: a thread of the server "
@@ -86,7 +88,7 @@ class Settings(BaseSettings):
     )
     warmup: bool = Field(True, description="run a grid of batch shapes before /readyz turns ready")
 
-    # access (service.access): off unless set
+    # access (service.edge.access): off unless set
     api_keys_file: Path | None = Field(
         None, description="file of API keys (one a line, or sha256:<hex>): /v1 routes then need Bearer <key>"
     )
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
     docs: bool = Field(True, description="serve /docs (its assets from this host) and /openapi.json")
     ui: bool = Field(True, description="serve the web page at / (tag in a browser; its files from this host)")
 
-    # the live model repository (service.repository)
+    # the live model repository (service.models.repository)
     control_token: SecretStr | None = Field(
         None,
         description="turns on /v2/repository (index, load, unload) for requests with Authorization: Bearer <token>",
@@ -110,7 +112,7 @@ class Settings(BaseSettings):
         "unload removed ones; 0 = only at start-up and on /v2/repository requests",
     )
 
-    # logs (service.logs)
+    # logs (service.observability.logs)
     access_log: bool = Field(True, description="a line per request: method, route, model, status, sizes, ms, id")
     log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
 

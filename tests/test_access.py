@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.access import KeysFileError, RateLimit, load_keys
 from service.app import create_app
+from service.edge.access import KeysFileError, RateLimit, load_keys
 from service.settings import Settings
 from tests.helpers import free_port, start_server, wait_ready
 

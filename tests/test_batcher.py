@@ -9,8 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from service.batcher import Batcher, BatchLimits, DeadlineExceeded, Draining, Item, QueueFull, choose
-from service.metrics import create_metrics
+from service.inference.admission import DeadlineExceeded, Draining, QueueFull
+from service.inference.in_process import InProcessBatcher
+from service.inference.scheduling import BatchLimits, Item, choose
+from service.observability.metrics import create_metrics
 from tagger.encoding import Batch, Encoded
 
 pytestmark = pytest.mark.anyio
@@ -62,8 +64,8 @@ def test_choose_always_takes_the_oldest_even_when_it_alone_fills_the_budget() ->
     assert [it.length for it in chosen] == [100]
 
 
-async def run_batcher(limits: BatchLimits, model: Recorder) -> Batcher:
-    batcher = Batcher("m", model, limits, create_metrics())
+async def run_batcher(limits: BatchLimits, model: Recorder) -> InProcessBatcher:
+    batcher = InProcessBatcher("m", model, limits, create_metrics())
     batcher.start()
     return batcher
 
@@ -91,7 +93,9 @@ async def test_a_lone_request_runs_at_once_without_a_window() -> None:
 
 
 async def test_a_full_queue_refuses_the_whole_request() -> None:
-    batcher = Batcher("m", Recorder(), BatchLimits(queue_size=3), create_metrics())  # not started: nothing drains
+    batcher = InProcessBatcher(
+        "m", Recorder(), BatchLimits(queue_size=3), create_metrics()
+    )  # not started: nothing drains
     batcher.submit([sentence(1), sentence(1)], time.perf_counter() + 5)
     with pytest.raises(QueueFull, match="the queue holds 3"):
         batcher.submit([sentence(1), sentence(1)], time.perf_counter() + 5)
@@ -100,7 +104,7 @@ async def test_a_full_queue_refuses_the_whole_request() -> None:
 
 async def test_sentences_past_their_deadline_fail_without_running() -> None:
     model = Recorder()
-    batcher = Batcher("m", model, BatchLimits(), create_metrics())
+    batcher = InProcessBatcher("m", model, BatchLimits(), create_metrics())
     (late,) = batcher.submit([sentence(2)], deadline=time.perf_counter() - 1)
     batcher.start()
     with pytest.raises(DeadlineExceeded):
@@ -111,7 +115,7 @@ async def test_sentences_past_their_deadline_fail_without_running() -> None:
 
 async def test_cancelled_sentences_cost_no_compute() -> None:
     model = Recorder()
-    batcher = Batcher("m", model, BatchLimits(), create_metrics())
+    batcher = InProcessBatcher("m", model, BatchLimits(), create_metrics())
     gone = batcher.submit([sentence(7)], time.perf_counter() + 5)
     kept = batcher.submit([sentence(2)], time.perf_counter() + 5)
     gone[0].cancel()  # the client went away
@@ -141,7 +145,7 @@ async def test_a_failing_batch_fails_its_requests_but_not_the_worker() -> None:
             raise RuntimeError("boom")
         return list(batch.words)
 
-    batcher = Batcher("m", flaky, BatchLimits(batch_sentences=1), create_metrics())
+    batcher = InProcessBatcher("m", flaky, BatchLimits(batch_sentences=1), create_metrics())
     batcher.start()
     (first,) = batcher.submit([sentence(1)], time.perf_counter() + 5)
     with pytest.raises(RuntimeError, match="boom"):
@@ -166,7 +170,7 @@ async def test_max_wait_lets_a_batch_fill_up() -> None:
 
 
 def test_each_request_anchors_a_batch_in_turn() -> None:
-    from service.scheduling import Turns, take
+    from service.inference.scheduling import Turns, take
 
     loop = asyncio.new_event_loop()
     big = [Item(sentence(30), loop.create_future(), 0.0, 1e9, request=1) for _ in range(6)]
@@ -182,7 +186,7 @@ def test_each_request_anchors_a_batch_in_turn() -> None:
 
 
 def test_a_time_budget_caps_the_padded_size_of_a_batch() -> None:
-    from service.scheduling import Speed
+    from service.inference.scheduling import Speed
 
     speed = Speed(slots_per_second=10_000.0)
     assert speed.budget(0.05) == 500 and speed.seconds(2_000) == 0.2
@@ -192,8 +196,8 @@ def test_a_time_budget_caps_the_padded_size_of_a_batch() -> None:
 
 
 def test_a_request_its_deadline_cannot_cover_is_refused_at_once() -> None:
-    from service.batcher import Overloaded, TooSlow, admit
-    from service.scheduling import Speed
+    from service.inference.admission import Overloaded, TooSlow, admit
+    from service.inference.scheduling import Speed
 
     speed = Speed(slots_per_second=1_000.0)
     admit("m", Speed(), 10**9, 10**9, 1.0)  # nothing measured yet: nothing refused on a guess
@@ -206,7 +210,7 @@ def test_a_request_its_deadline_cannot_cover_is_refused_at_once() -> None:
 
 
 def test_a_stream_of_new_requests_never_starves_one_that_has_had_its_turn() -> None:
-    from service.scheduling import Turns, take
+    from service.inference.scheduling import Turns, take
 
     loop = asyncio.new_event_loop()
     turns, limits = Turns(), BatchLimits(batch_tokens=30, max_padding=0.0)

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import create_app
-from service.batcher import Batcher, BatchLimits
-from service.metrics import create_metrics
+from service.inference.in_process import InProcessBatcher
+from service.inference.scheduling import BatchLimits
+from service.observability.metrics import create_metrics
 from service.settings import Settings
 from tagger.decoding import Decoded
 from tagger.runtime import Runtime, load_runtime
@@ -51,7 +52,7 @@ def test_batcher_results_equal_tagging_each_sentence_alone(
 ) -> None:
     async def scenario() -> list[list[Decoded]]:
         limits = BatchLimits(batch_sentences=max_sentences, batch_tokens=max_tokens)
-        batcher = Batcher("tiny", runtime.tag, limits, create_metrics())
+        batcher = InProcessBatcher("tiny", runtime.tag, limits, create_metrics())
         batcher.start()
         deadline = time.perf_counter() + 30
 

@@ -1,4 +1,4 @@
-"""The tag routes' fast path (service.fastpath) answers every request as the FastAPI routes behind it do:
+"""The tag routes' fast path (service.edge.fastpath) answers every request as the FastAPI routes behind it do:
 the same answers, the same refusals with the same statuses, reasons and messages."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from service.fastpath import TagFastPath
+from service.edge.fastpath import TagFastPath
 from service.settings import Settings
 from tests.helpers import ready_client
 

@@ -23,10 +23,20 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.messages import BatchDone, BatchReport, Cancel, Drain, Result, SentenceKey, Submit, frame, unframe
-from service.metrics import create_metrics
-from service.remote import RemoteBatcher
-from service.routes import DISCONNECT_GRACE_S
+from service.inference.messages import (
+    BatchDone,
+    BatchReport,
+    Cancel,
+    Drain,
+    Result,
+    SentenceKey,
+    Submit,
+    frame,
+    unframe,
+)
+from service.inference.process_batcher import ProcessBatcher
+from service.observability.metrics import create_metrics
+from service.pipeline import DISCONNECT_GRACE_S
 from service.settings import Settings
 from tagger.decoding import Decoded, ScoredSpan, Tagged, top_k
 from tagger.encoding import Encoded
@@ -51,9 +61,9 @@ def start(models_dir: Path) -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
-def batcher_of(app: Any) -> RemoteBatcher:
+def batcher_of(app: Any) -> ProcessBatcher:
     batcher = app.state.tagger.models["tiny"].batcher
-    assert isinstance(batcher, RemoteBatcher) and batcher.pid is not None
+    assert isinstance(batcher, ProcessBatcher) and batcher.pid is not None
     return batcher
 
 
@@ -204,7 +214,7 @@ def test_a_result_row_carries_probabilities_only_when_asked() -> None:
 
 def test_a_request_that_gives_up_after_part_of_it_was_answered_withdraws_the_rest() -> None:
     async def scenario() -> tuple[int, list[tuple[object, ...]]]:
-        batcher = RemoteBatcher("m", "unused", Settings(), create_metrics())
+        batcher = ProcessBatcher("m", "unused", Settings(), create_metrics())
         sentence = Encoded(words=(2, 3), cases=(1, 1), chars=((2,), (3,)))
         futures = batcher.submit([sentence] * 3, time.perf_counter() + 5, details=False)
         answered = BatchReport(sentences=1, slots=2, words=2, seconds=0.001, waits=(0.0,), depth=2)

@@ -110,7 +110,7 @@ TRIGGERS: dict[tuple[str, str], dict[str, Trigger]] = {
     ("get", "/metrics"): {"200": one("plain", "GET", "/metrics"), "404": one("metrics elsewhere", "GET", "/metrics")},
 }
 
-# The Open Inference Protocol's routes (service/oip.py); "{version}" is the tiny model's
+# The Open Inference Protocol's routes (service/oip/routes.py); "{version}" is the tiny model's
 OIP_OK = {"inputs": [{"name": "tokens", "datatype": "BYTES", "shape": [1, 2], "data": ["The", "cat"]}]}
 
 
@@ -197,7 +197,7 @@ TRIGGERS |= {
 }
 
 
-# Model control (service/control.py), on in "plain" with its token
+# Model control (service/oip/control.py), on in "plain" with its token
 AUTH = {"Authorization": f"Bearer {CONTROL}"}
 
 

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.routes import DISCONNECT_GRACE_S
+from service.pipeline import DISCONNECT_GRACE_S
 from service.settings import Settings
 from tagger.encoding import Batch
 from tagger.runtime import Runtime

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 import service.app
 from service.app import create_app
-from service.registry import Served
+from service.models.served import Served
 from service.server import DrainingServer
 from service.settings import Settings
 
