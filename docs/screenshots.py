@@ -6,7 +6,7 @@ headless chromium, tags the example sentence and writes, next to this file:
   ui-360.png        en-ner at 360 px (a phone)
   ui-upos-1440.png  en-upos at 1440 px
 Each is cut to the page's content (the viewport as tall as its <main>), so it stays small.
-It drives the browser with the test suite's helpers (tests/browser.py), so both see the page the same way.
+It drives the browser with the test suite's helpers (tests/browser/chrome.py), so both see the page the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import chromium, live_server, open_page, resize, tag  # noqa: E402
+from tests.browser.chrome import chromium, live_server, open_page, resize, tag  # noqa: E402
 
 EXAMPLE = "Tim Cook visited the Apple store in Berlin on Monday."
 SHOTS = [("ui-1440.png", 1440, "en-ner"), ("ui-360.png", 360, "en-ner"), ("ui-upos-1440.png", 1440, "en-upos")]

@@ -2,7 +2,7 @@
 
 JSON Schema can say that `conllu` is a string, not that it is a CoNLL-U
 document (ten tab-separated columns, word IDs counting 1, 2, 3 ...), so a
-generated string would rightly be a 422 `invalid_conllu` (tests/test_formats.py
+generated string would rightly be a 422 `invalid_conllu` (tests/service/api/test_formats.py
 checks those refusals line by line). Each generated `conllu` string is made
 into a document of the generated text's words instead, so the fuzzing reaches
 the tagging of CoNLL-U input rather than its parser's first refusal.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 PACKAGES = ("tagger", "model", "service", "cli")
 # what each package may import from the project; anything else of the project is an arrow the wrong way

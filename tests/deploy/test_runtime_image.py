@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import free_port, get, post, wait_ready
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.install, pytest.mark.server]
 

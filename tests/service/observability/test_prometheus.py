@@ -20,7 +20,7 @@ import yaml
 
 from tests.helpers import free_port, get, post, wait_ready
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.server
 SENTENCES = [["The", "cat", "sat", "."], ["Hello", "world"], ["Prometheus", "scrapes", "every", "replica", "."]]

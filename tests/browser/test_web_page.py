@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import DEFAULT_MODELS, Settings
-from tests.browser import chromium, live_server, open_page, requested_urls, resize, tag, wait_for
+from tests.browser.chrome import chromium, live_server, open_page, requested_urls, resize, tag, wait_for
 from tests.helpers import get, post
 
 EXAMPLE = "Tim Cook visited the Apple store in Berlin on Monday."

@@ -21,7 +21,7 @@ import yaml
 
 from tests.helpers import free_port, get, post, wait_ready
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"

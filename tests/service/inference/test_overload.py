@@ -3,7 +3,7 @@
 The model is held at a gate (its `tag` waits until the test opens it), so the
 queue fills and deadlines pass on cue instead of by racing a real load. The
 gate is a patch of this process, so these run the model in a thread of the
-server (`inference_process=False`); tests/test_inference_process.py holds an
+server (`inference_process=False`); tests/service/inference/test_inference_process.py holds an
 inference process with SIGSTOP instead.
 """
 

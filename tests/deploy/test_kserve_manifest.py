@@ -36,7 +36,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 MANIFEST = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"
 SCHEMA = ROOT / "tests" / "data" / "kserve" / "inferenceservice-v1beta1.schema.json"

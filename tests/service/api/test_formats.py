@@ -18,7 +18,7 @@ from service.settings import Settings
 from tagger.conllu import parse
 from tests.helpers import ready_client
 
-from .conftest import EWT, ROOT, need
+from tests.conftest import EWT, ROOT, need
 
 TEXT = "Tim Cook visited the Apple store in Berlin on Monday."
 SPACY_PYTHON = os.environ.get("TAGGER_SPACY_PYTHON") or str(ROOT / ".venv-spacy" / "bin" / "python")

@@ -15,7 +15,7 @@ from httpx import Response
 
 from service.settings import Settings
 from tests.helpers import ready_client
-from tests.test_hostile_catalogue import CATALOGUE
+from tests.service.edge.test_malformed_requests import CATALOGUE
 
 pytestmark = pytest.mark.trains
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, live_server, requested_urls, wait_for
+from tests.browser.chrome import chromium, live_server, requested_urls, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.trains, pytest.mark.server]
 

@@ -13,7 +13,7 @@ from tagger.evaluation import Report, evaluate
 from tagger.readers import read_conllu
 from tagger.runtime import load_runtime
 
-from .conftest import EWT, ROOT, need
+from tests.conftest import EWT, ROOT, need
 
 pytestmark = pytest.mark.data
 EN_UPOS = ROOT / "exports" / "en-upos"

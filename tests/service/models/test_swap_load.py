@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port, server_output, start_server, wait_ready
-from tests.test_repository import AUTH, TOKEN, broken, new_version
+from tests.service.models.test_repository import AUTH, TOKEN, broken, new_version
 
 pytestmark = [pytest.mark.server, pytest.mark.trains]
 CLIENTS, SWAPS = 32, 5

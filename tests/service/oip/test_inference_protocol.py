@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from service.settings import Settings
 from tests.helpers import ready_client
 
-from .conftest import EWT, ROOT, need
+from tests.conftest import EWT, ROOT, need
 
 EXPORTS = ROOT / "exports"
 INFER = "/v2/models/en-upos/infer"

@@ -29,7 +29,7 @@ import pytest
 
 from tests.helpers import free_port, post, wait_ready
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 pytestmark = [
     pytest.mark.install,
