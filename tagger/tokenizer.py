@@ -17,7 +17,11 @@ its own; each rule here was checked against the train file, not assumed:
   end of the text, where EWT splits it off: `... and so on etc.` -> `etc .`;
 - a run of `.!?` is one token (`...`, `?!`), as is a run of any one other
   punctuation mark (`--`, `''`, `**`, and so `😀😀`); an emoji keeps its
-  variation selector, skin tone and zero-width-joined parts (`❤️`, `👍🏽`).
+  variation selector, skin tone, tag characters and zero-width-joined parts (`❤️`, `👍🏽`);
+- control and format characters (NUL, zero-width space, bidi marks, BOM, ...)
+  are never tokens: they separate tokens as spaces do, except a joiner or soft
+  hyphen inside a word (`co\u00adoperate` stays one token) or a zero-width
+  joiner inside an emoji, which stay attached. Offsets are into the text as given.
 
 Concessions: `its` stays one word (EWT splits it as `it s` about a quarter of
 the time, when it means "it is"); an abbreviation that ends a sentence in
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -42,6 +47,19 @@ class Token:
 
 
 _APOSTROPHES = "'’`´"
+# Every control (Cc) and format (Cf) character that is not whitespace, Unicode 14 (Python 3.11); a test checks it.
+_INVISIBLE_CLASS = (
+    "\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CLASS}]")
+# Invisible characters that stay attached: joiners and soft hyphens between letters, a ZWJ or tag characters
+# after a visible symbol (emoji sequences such as 👨\u200d👩 or a subdivision flag).
+_IN_WORD = re.compile(r"(?<=\w)[\u00ad\u200c\u200d\u2060](?=\w)")
+_IN_EMOJI = re.compile(
+    f"(?<=[^\\w\\s{_INVISIBLE_CLASS}])(?:\u200d(?=[^\\w\\s{_INVISIBLE_CLASS}])|[\U000e0020-\U000e007f]+)"
+)
 _TO_APOSTROPHE = str.maketrans("’`´", "'''")
 _WORD_CHAR = r"[\w\u0300-\u036f]"  # \w plus combining accents, so a decomposed `é` stays in its word
 _ABBREVIATIONS = (  # with a period: `Dr.`, `Sept.`; single letters (`M.`) and `U.S.`-style ones need no list
@@ -59,6 +77,7 @@ _FUSED = {
     **{"theres": (5,), "hes": (2,), "im": (1,), "ive": (1,), "alot": (1,), "dunno": (2, 3), "i'ma": (1, 3)},
 }
 
+_EMOJI_PARTS = "\ufe0e\ufe0f\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f"  # variation selectors, skin tones, tags
 # One alternative per kind of token, tried in order; the first that matches wins. Examples of each:
 # url `http://x.org/?a=1`, `www.x.com`; email `bob@x.com`; code `713-853-3989`, `94720-1900`, `01-Feb-02`;
 # abbrev `U.S.`, `e.g.`, `Dr.`, `M.`; tag `@bob`, `#nlp`; dotted `x.com`, `a.XLS`; ordinal `1st`, `1990s`, `'72`;
@@ -80,7 +99,7 @@ _TOKEN = re.compile(
   | (?P<extension>(?<![\w.])\.(?i:doc|xls|pdf|txt|ppt|htm|html|jpg|zip|vcf)(?!\w))
   | (?P<clitic>(?<=[\w.])[{_APOSTROPHES}](?i:s|m|d|ll|re|ve)(?!\w))
   | (?P<word>{_WORD_CHAR}+(?:[{_APOSTROPHES}&/-]{_WORD_CHAR}+)*)
-  | (?P<emoji>[\U0001F1E6-\U0001F1FF]{{2}}|[^\w\s](?:[\ufe0e\ufe0f\U0001F3FB-\U0001F3FF]|\u200d[^\w\s])+)
+  | (?P<emoji>[\U0001F1E6-\U0001F1FF]{{2}}|[^\w\s](?:[{_EMOJI_PARTS}]|\u200d[^\w\s])+)
   | (?P<stops>[.!?]+)
   | (?P<punct>(?P<mark>[^\w\s])(?P=mark)*)  # with `word`, covers every non-space character
     """,
@@ -144,6 +163,47 @@ def _pieces(kind: str, text: str) -> list[str]:
     return [part for piece in pieces for part in _split_clitics(piece)]
 
 
+def _visible(text: str) -> str:
+    """`text` as the token pattern reads it: each control or format character becomes a space, or a
+    letter inside a word; the same length, so offsets found in it are offsets into `text`.
+
+    _visible("a\u200bb co\u00adop") -> "a b coxop"
+    """
+    if _INVISIBLE.search(text) is None:
+        return text
+    kept = {m.start(): "x" for m in _IN_WORD.finditer(text)}
+    for match in _IN_EMOJI.finditer(text):
+        kept.update((i, text[i]) for i in range(match.start(), match.end()))
+    return _INVISIBLE.sub(lambda m: kept.get(m.start(), " "), text)
+
+
+def multiword_ranges(tokens: Sequence[Token]) -> list[tuple[int, int]]:
+    """Index ranges (first, last), inclusive, of tokens that EWT writes as one multi-word token.
+
+    Those are the words `tokenize` cut into clitics (`don't` -> `do n't`, `I'd've`,
+    `gonna`); other pieces with no space between them (`$ 5`, `well - known`) are
+    tokens of their own. [do, n't, go] (from "don't go") -> [(0, 1)].
+    """
+    ranges = []
+    first = 0
+    while first < len(tokens):
+        last = first
+        while last + 1 < len(tokens) and tokens[last + 1].start == tokens[last].end:
+            last += 1
+        while last > first and _split_clitics(_join(tokens[first : last + 1])) != [
+            t.text for t in tokens[first : last + 1]
+        ]:
+            last -= 1
+        if last > first:
+            ranges.append((first, last))
+        first = last + 1
+    return ranges
+
+
+def _join(tokens: Sequence[Token]) -> str:
+    return "".join(t.text for t in tokens)
+
+
 def tokenize(text: str) -> list[Token]:
     """Split `text` into EWT-style tokens with character offsets; any string is fine, "" gives [].
 
@@ -156,11 +216,14 @@ def tokenize(text: str) -> list[Token]:
     [Token(text='I', start=0, end=1), Token(text="'m", start=1, end=3)]
     """
     tokens: list[Token] = []
-    for match in _TOKEN.finditer(text):
-        start = match.start()
+    for match in _TOKEN.finditer(_visible(text)):
+        end = match.start()
         for piece in _pieces(match.lastgroup or "", match.group()):
-            tokens.append(Token(piece, start, start + len(piece)))
-            start += len(piece)
+            start, end = end, end + len(piece)
+            while start < end and _INVISIBLE.match(text, start):  # a joiner kept for an emoji that did not form
+                start += 1
+            if start < end:
+                tokens.append(Token(text[start:end], start, end))
     last = tokens[-1] if tokens else None
     if last and len(last.text) > 1 and last.text[-1] == "." and last.text[-2].isalpha():  # `etc.` -> `etc .`
         tokens[-1:] = [Token(last.text[:-1], last.start, last.end - 1), Token(".", last.end - 1, last.end)]
