@@ -4,6 +4,7 @@
     api/             /v1: routes, request and answer schemas, answer formats, OpenAPI, /docs, the web page
     oip/             /v2, the Open Inference Protocol: routes, schemas, tensors, model control (/v2/repository)
     pipeline.py      the request path, once: prepare -> submit -> results (typed), for /v1, /v2 and the fast path
+    results.py       the typed results (`SentenceResult`) the pipeline gives and /v1 and /v2 render
     limits.py        the checks `prepare` applies, each refusal naming its field and its setting
     state.py         the app's state and its public lookups (served model, readiness)
     inference/       admission, the queue and scheduling, both batchers, the inference process and its messages

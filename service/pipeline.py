@@ -4,8 +4,8 @@
     submit    hand the sentences to the model's batcher (`service.inference`), which batches them fairly with
               everyone else's and runs them in the model's inference process
     results   wait for each sentence's `Tagged` (deadline, disconnect, refusals -> 504, 499, 503), put them back
-              in input order, and turn them into typed `SentenceResult`s that /v1 (`service.api.answers`) and
-              /v2 (`service.oip.tensors`) each render in their own terms
+              in input order; `service.results` turns them into typed `SentenceResult`s that /v1
+              (`service.api.answers`) and /v2 (`service.oip.outputs`) each render in their own terms
 
 A sentence takes four forms on the way: a token list (or a text and its tokens), `Encoded` ids, the `Tagged`
 result from the inference process, and a `SentenceResult`. Everything here is checked before anything is queued,
@@ -32,7 +32,7 @@ from service.models.served import Served
 from service.settings import Settings
 from service.state import AppState
 from tagger.conllu import Document
-from tagger.decoding import Tagged, top_k
+from tagger.decoding import Tagged
 from tagger.encoding import Encoded, Vocab
 from tagger.tokenizer import tokenize
 
@@ -58,28 +58,6 @@ class Prepared:
     encoded: list[Encoded]  # the inputs with tokens, in order: what is queued
     total_tokens: int
     document: Document | None = None  # conllu input, to fill in
-
-
-@dataclass(frozen=True)
-class SpanResult:
-    label: str
-    start: int  # token indexes, end exclusive
-    end: int
-    text: str
-    score: float
-    chars: tuple[int, int] | None  # character offsets into the text, when the input was text
-
-
-@dataclass(frozen=True)
-class SentenceResult:
-    """One input's answer, typed: what /v1 and /v2 render."""
-
-    tokens: list[str]
-    tags: list[str]
-    scores: list[float] | None  # the chosen tag's probability per token, when asked for
-    top_k: list[list[tuple[str, float]]] | None  # per token, when asked for
-    offsets: list[tuple[int, int]] | None  # when the input was text
-    spans: list[SpanResult] | None  # span models
 
 
 def prepare(request: TagRequest, vocab: Vocab, settings: Settings, fields: Fields = V1) -> Prepared:
@@ -260,45 +238,3 @@ def placed(prepared: Prepared, tagged: list[Tagged], labels: int) -> list[Tagged
         return tagged  # no blank text: the answers as they are
     answers, empty = iter(tagged), Tagged([], (), np.empty(0), np.empty((0, labels)))
     return [next(answers) if tokens else empty for tokens in prepared.tokens]
-
-
-def sentence_results(
-    body: TagRequest, prepared: Prepared, tagged: Sequence[Tagged], served: Served
-) -> list[SentenceResult]:
-    """Each input's typed result, in order (scores and top-k rounded to 6 decimals, as every answer carries them)."""
-    offsets: Sequence[list[tuple[int, int]] | None] = prepared.offsets or [None] * len(tagged)
-    texts: Sequence[str | None] = body.texts or [None] * len(tagged)
-    return [
-        _result(tokens, one, body, where, text, served)
-        for tokens, one, where, text in zip(prepared.tokens, tagged, offsets, texts, strict=True)
-    ]
-
-
-def _result(
-    tokens: list[str],
-    tagged: Tagged,
-    body: TagRequest,
-    offsets: list[tuple[int, int]] | None,
-    text: str | None,
-    served: Served,
-) -> SentenceResult:
-    scores = None
-    if body.scores:
-        assert tagged.probs is not None, "scores were asked for, so the batcher sent probabilities"
-        scores = [round(p, 6) for p in tagged.probs.tolist()]
-    best = None
-    if body.top_k:
-        assert tagged.marginals is not None, "top_k was asked for, so the batcher sent probabilities"
-        found = top_k(tagged.marginals, served.output_tags, body.top_k)
-        best = [[(t, round(p, 6)) for t, p in token] for token in found]
-    spans = None
-    if served.spans:
-        spans = []
-        for span in tagged.spans:
-            if offsets is not None and text is not None:
-                first, last = offsets[span.start][0], offsets[span.end - 1][1]
-                words, chars = text[first:last], (first, last)
-            else:
-                words, chars = " ".join(tokens[span.start : span.end]), None
-            spans.append(SpanResult(span.label, span.start, span.end, words, round(span.score, 6), chars))
-    return SentenceResult(tokens, tagged.tags, scores, best, offsets, spans)

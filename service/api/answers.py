@@ -12,7 +12,8 @@ from typing import Any
 
 from service.api.schemas import TagRequest
 from service.models.served import Served
-from service.pipeline import Prepared, SentenceResult, sentence_results
+from service.pipeline import Prepared
+from service.results import SentenceResult, sentence_results
 from tagger.conllu import TaggedText, fill, sentences_document
 from tagger.decoding import Tagged
 

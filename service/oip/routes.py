@@ -24,6 +24,7 @@ from service.api.schemas import TagRequest
 from service.edge.bodies import TensorBodyRoute
 from service.errors import ApiError
 from service.models.served import Served
+from service.oip.outputs import answer_body, asked_outputs, output_tensors
 from service.oip.schemas import (
     InferenceResponse,
     ModelMetadata,
@@ -35,18 +36,9 @@ from service.oip.schemas import (
     ServerReady,
     request_schema,
 )
-from service.oip.tensors import (
-    HEADER_LENGTH,
-    INPUTS,
-    OUTPUTS,
-    answer_body,
-    asked_outputs,
-    input_strings,
-    output_tensors,
-    read_body,
-    sentences,
-)
-from service.pipeline import Fields, Prepared, sentence_results, tag_current
+from service.oip.tensors import HEADER_LENGTH, INPUTS, OUTPUTS, input_strings, read_body, sentences
+from service.pipeline import Fields, Prepared, tag_current
+from service.results import sentence_results
 from service.settings import Settings
 from service.state import AppState, app_state
 
