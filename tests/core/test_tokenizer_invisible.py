@@ -1,4 +1,4 @@
-"""Control and format characters are never tokens (issue 30 item 11), and multi-word tokens are found as EWT writes them."""
+"""Control and format characters are never tokens (issue 30 item 11); multi-word tokens as EWT writes them."""
 
 from __future__ import annotations
 
