@@ -1,0 +1,101 @@
+"""Sentence segmenters side by side on EWT raw text: Sentences F1 and characters per CPU-second.
+
+    python benchmarks/segmentation.py [--split dev] [--segmenter exports/segmenter-en-ewt] [--out FILE.json]
+
+Each document of the split is rebuilt as raw text (`model.segmenter_data`:
+paragraphs from `# newpar`, separated by a blank line) and segmented whole.
+Every segmenter gets the blank lines as hard boundaries (the rule-based ones
+are run on each block between them), so the figures are "with gold paragraph
+breaks", as the issue's anchors for rule-based segmenters are. A sentence
+counts when both its (stripped) offsets match the gold ones. Characters per
+CPU-second is process time around the segmenting calls alone (one thread).
+
+The rule-based segmenters are MIT-licensed PyPI packages (the dev extra):
+nupunkt (Punkt, retrained on legal and general English) and sentencex
+(Wikipedia-derived rules, many languages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model.segmenter_data import documents, read_gold, sentence_f1  # noqa: E402
+from tagger.segmentation import load_segmenter, paragraphs  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "ud-english-ewt"
+Spans = Callable[[str], Sequence[tuple[int, int]]]
+
+
+def _stripped(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    piece = text[start:end]
+    if piece.strip():
+        a = start + len(piece) - len(piece.lstrip())
+        yield a, a + len(piece.strip())
+
+
+def per_paragraph(spans_of: Spans) -> Spans:
+    """Run a segmenter on each block between blank lines, with offsets back in the whole text."""
+
+    def segment(text: str) -> list[tuple[int, int]]:
+        out = []
+        for start, end in paragraphs(text):
+            for a, b in spans_of(text[start:end]):
+                out += _stripped(text, start + a, start + b)
+        return out
+
+    return segment
+
+
+def nupunkt_spans() -> Spans:
+    import nupunkt
+
+    return per_paragraph(nupunkt.sent_spans)
+
+
+def sentencex_spans() -> Spans:
+    import sentencex
+
+    def spans(text: str) -> list[tuple[int, int]]:
+        out, at = [], 0
+        for piece in sentencex.segment("en", text):
+            start = text.index(piece, at)
+            out.append((start, start + len(piece)))
+            at = start + len(piece)
+        return out
+
+    return per_paragraph(spans)
+
+
+def learned_spans(folder: Path) -> Spans:
+    segmenter = load_segmenter(folder)
+    return lambda text: [(s.start, s.end) for s in segmenter.segment(text)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    parser.add_argument("--segmenter", type=Path, default=ROOT / "exports" / "segmenter-en-ewt")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    docs = documents(read_gold(DATA / f"en_ewt-ud-{args.split}.conllu"))
+    candidates: dict[str, Spans] = {"nupunkt 0.8": nupunkt_spans(), "sentencex 1.0": sentencex_spans()}
+    if args.segmenter.is_dir():
+        candidates = {f"learned ({args.segmenter.name})": learned_spans(args.segmenter), **candidates}
+    results = {name: sentence_f1(docs, spans) for name, spans in candidates.items()}
+    print(f"EWT {args.split} from raw text, gold paragraph breaks ({len(docs)} documents)")
+    print(f"{'segmenter':32} {'P':>6} {'R':>6} {'F1':>6} {'chars/CPU-s':>12}")
+    for name, r in results.items():
+        print(f"{name:32} {r['precision']:6.2f} {r['recall']:6.2f} {r['f1']:6.2f} {r['chars_per_cpu_second']:12,}")
+    if args.out:
+        args.out.write_text(json.dumps({"split": args.split, "results": results}, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
