@@ -36,20 +36,26 @@ from tagger.readers import read_corpus
 # (stage, pattern on a frame's "function (file:line)"): a sample is the first stage of its table that any frame
 # of its stack matches, so a stage holds what runs beneath it (numpy inside the decoder is decoding)
 SERVER_STAGES = [
-    ("access log", r"logging/|service/logs\.py"),
+    ("access log", r"logging/|service/observability/logs\.py"),
     ("metrics (prometheus_client)", r"prometheus_client/"),
     ("write system calls (the answer to its socket, messages to the inference process)", r"^write \(libc"),
     ("parse the request (json.loads, pydantic)", r"loads \(|json/decoder|pydantic"),
     ("encode ids (tagger.encoding)", r"tagger/encoding\.py"),
-    ("tokenize, limits (service.pipeline)", r"service/tagging\.py"),
-    ("write the answer (service.api.answers, json.dumps)", r"service/answers\.py|dumps \(|json/encoder"),
+    ("tokenize, limits (service.pipeline, service.limits)", r"service/pipeline\.py|service/limits\.py"),
+    (
+        "write the answer (service.results, service.api.answers, json.dumps)",
+        r"service/results\.py|service/api/answers\.py|dumps \(|json/encoder",
+    ),
     (
         "hand-off to the inference process (service.inference.process_batcher, pickle)",
-        r"service/remote\.py|pickle|messages\.py",
+        r"service/inference/process_batcher\.py|service/inference/outstanding\.py|pickle|messages\.py",
     ),
-    ("route code (service.api.routes, fastpath, errors)", r"service/routes\.py|service/fastpath\.py|service/errors"),
+    (
+        "route code (service.api.routes, fastpath, errors)",
+        r"service/api/routes\.py|service/edge/fastpath\.py|service/errors",
+    ),
     ("FastAPI per-request machinery", r"fastapi/routing|fastapi/dependencies|starlette/routing|starlette/requests"),
-    ("middleware (service.edge.middleware, access)", r"service/middleware\.py|service/access\.py"),
+    ("middleware (service.edge.middleware, access)", r"service/edge/middleware\.py|service/edge/access\.py"),
     ("starlette and FastAPI middleware stack", r"starlette/|fastapi/"),
     ("HTTP parsing and sockets (uvicorn, httptools, uvloop)", r"uvicorn/|httptools|uvloop|h11"),
     ("asyncio event loop", r"asyncio/"),
@@ -61,8 +67,14 @@ INFERENCE_STAGES = [
     ("decode: spans and their probabilities", r"_spans \(|tagger/schemes\.py"),
     ("decode: the rest (softmax, argmax, result objects)", r"tagger/decoding\.py"),
     ("pad the batch (tagger.encoding)", r"tagger/encoding\.py"),
-    ("batch forming (service.inference.scheduling, batcher)", r"service/scheduling\.py|service/batcher\.py"),
-    ("the worker loop: messages, pickle, socket", r"service/worker\.py|service/messages\.py|pickle"),
+    (
+        "batch forming (service.inference.scheduling, batcher)",
+        r"service/inference/scheduling\.py|service/inference/queue\.py",
+    ),
+    (
+        "the worker loop: messages, pickle, socket",
+        r"service/inference/process\.py|service/inference/messages\.py|pickle",
+    ),
     ("numpy", r"numpy"),
 ]
 
