@@ -12,6 +12,7 @@ codebase):
                        Failed(keys, message)            the model raised
                        Refused(keys, message, reason)   the inference process's own queue bound
                        Late(keys)                       past the deadline, never run
+                       Alive()                          nothing else sent for HEARTBEAT_S: not hung
                        Drained()
 
 NamedTuples, not dataclasses: they pickle as a tuple plus one reference to
@@ -108,8 +109,19 @@ class Drained(NamedTuple):
     pass
 
 
+class Alive(NamedTuple):
+    """A heartbeat: sent by the inference process's loop when it has sent nothing else for `HEARTBEAT_S`.
+
+    Silence then means the loop is stuck (a stopped process, a hung batch), whatever the traffic: the server
+    reads it as such without waiting for a request to go unanswered.
+    """
+
+
+HEARTBEAT_S = 0.5  # seconds between heartbeats of an idle inference process
+
+
 ToWorker = Submit | Cancel | Drain
-ToServer = Ready | LoadError | BatchDone | Failed | Refused | Late | Drained
+ToServer = Ready | LoadError | BatchDone | Failed | Refused | Late | Drained | Alive
 Message = ToWorker | ToServer
 
 

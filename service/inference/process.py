@@ -25,6 +25,8 @@ from typing import Literal, NamedTuple
 
 from service.inference.admission import Draining, QueueFull
 from service.inference.messages import (
+    HEARTBEAT_S,
+    Alive,
     BatchDone,
     BatchReport,
     Cancel,
@@ -77,23 +79,27 @@ class _Worker:
         self.queue: BatchQueue[Ticket] = BatchQueue(self.runtime.name, BatchLimits.of(settings))
         self.inbox = bytearray()
         self.server_gone = False
+        self.sent = time.monotonic()  # when a message last went to the server (heartbeats fill the silence)
 
     def send(self, message: Message) -> None:
         try:
             self.sock.sendall(frame(message))
         except OSError:  # the server is gone: nobody is left to answer
             self.server_gone = True
+        self.sent = time.monotonic()
 
     def serve(self) -> None:
-        """Until drained (or the server is gone): take in messages, run batches."""
+        """Until drained (or the server is gone): take in messages, run batches, and say Alive when silent."""
         while not self.server_gone:
+            if time.monotonic() - self.sent >= HEARTBEAT_S:
+                self.send(Alive())
             if self.queue.depth:
                 wait: float | None = self.queue.fill_time()
             elif self.queue.draining:
                 self.send(Drained())
                 return
             else:
-                wait = None  # idle: sleep until the server writes
+                wait = HEARTBEAT_S  # idle: sleep until the server writes, or the next heartbeat is due
             if select.select([self.sock], [], [], wait)[0]:
                 self.receive()
                 if self.queue.fill_time() > 0:
