@@ -5,6 +5,15 @@ depth, drain), so routes do not know which one they use. This side owns the
 futures, the queue bound (503), the metrics and the process: it spawns it,
 waits for it to load and warm up, and if it dies, fails the sentences in
 flight (503, retryable), spawns a new one, and reports not ready meanwhile.
+
+A hung process is told by its silence, not by the requests it owes: an
+inference process says something at least every `HEARTBEAT_S` (a batch done,
+or `Alive`), so silence means its loop is stuck (stopped, or a batch that never
+ends), with or without traffic. After `UNRESPONSIVE_S` of it the model reports
+not ready (a load balancer routes around it; a stop that ends soon costs no
+restart); after TAGGER_INFERENCE_STALL_TIMEOUT_S it is killed and replaced. The
+requests it owed cannot mark it: under light traffic each gives up (504, and
+is forgotten) before any stall timeout.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from service.inference.admission import (
 from service.inference.batcher import observe_batch
 from service.inference.channel import MessageChannel, signals_blocked
 from service.inference.messages import (
+    HEARTBEAT_S,
     BatchDone,
     Cancel,
     Drain,
@@ -56,6 +66,7 @@ log = logging.getLogger(__name__)
 RESTART_DELAY_S = 1.0  # between a crashed inference process and its replacement
 MAX_RESTART_DELAY_S = 60.0  # doubling up to this while processes keep dying within a minute of starting
 DRAIN_TIMEOUT_S = 20.0  # for the inference process to finish its queue at shutdown before it is killed
+UNRESPONSIVE_S = max(3.0, 6 * HEARTBEAT_S)  # silent this long: not ready (a batch is capped at TAGGER_MAX_BATCH_MS)
 
 
 class ProcessBatcher:
@@ -88,7 +99,8 @@ class ProcessBatcher:
         self._backlog: list[bytes] = []  # written while no inference process is connected
         self._stop = asyncio.Event()  # set by drain: wakes the supervisor from a restart delay
         self._stall_timeout = settings.inference_stall_timeout_s
-        self._heard = time.monotonic()  # last message from the inference process, or start of the wait for one
+        self._unresponsive = min(UNRESPONSIVE_S, self._stall_timeout)
+        self._heard = time.monotonic()  # last message from the inference process (it sends one every HEARTBEAT_S)
         self._watchdog: asyncio.Task[None] | None = None
 
     @property
@@ -98,7 +110,12 @@ class ProcessBatcher:
 
     @property
     def available(self) -> bool:
-        """An inference process is up and warmed up, and no drain has started."""
+        """An inference process is up, warmed up and heard from lately, and no drain has started."""
+        return self._up and time.monotonic() - self._heard <= self._unresponsive
+
+    @property
+    def _up(self) -> bool:
+        """An inference process has said it is ready, and no drain has started (silent or not)."""
         return self._ready is not None and self._ready.done() and not self._draining
 
     @property
@@ -144,8 +161,6 @@ class ProcessBatcher:
         lengths = [len(s) for s in sentences]
         admit(self.name, self._speed, self._open.tokens, sum(lengths), deadline - now)
         futures: list[asyncio.Future[Tagged]] = [loop.create_future() for _ in sentences]
-        if not self._open.sentences:
-            self._heard = time.monotonic()  # the wait for an answer starts now
         request_id = self._open.add(futures, lengths, now)
         # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
         encoded = [(s.words, s.cases, s.chars) for s in sentences]
@@ -259,20 +274,20 @@ class ProcessBatcher:
             self._process.kill()
 
     async def _watch(self) -> None:
-        """Kill an inference process that owes answers and has said nothing for `stall_timeout` seconds.
+        """Kill a ready inference process silent for `stall_timeout` seconds, owing answers or not.
 
-        A batch takes well under a second, and a busy process reports after
-        every one; silence that long means it hangs (a deadlock, a stopped
-        process), and a hung process would hold /readyz at 200 while every
-        request timed out. Killed, it is replaced like a crashed one.
+        It sends a message at least every `HEARTBEAT_S` while its loop runs
+        (a batch is capped at TAGGER_MAX_BATCH_MS), so silence that long means
+        it hangs (a deadlock, a stopped process). Killed, it is replaced like a
+        crashed one; `available` turned false long before (`UNRESPONSIVE_S`).
         """
         while not self._draining:
-            await asyncio.sleep(min(1.0, self._stall_timeout / 4))
+            await asyncio.sleep(min(0.5, self._stall_timeout / 4))
             silent = time.monotonic() - self._heard
-            if self._open.sentences and self.available and silent > self._stall_timeout:  # ready: warm-up is over
-                log.error("model %r: inference process silent %.0f s with work queued; killed", self.name, silent)
+            if self._up and silent > self._stall_timeout:  # ready: loading and warm-up are over
+                log.error("model %r: inference process silent %.0f s; killed and replaced", self.name, silent)
                 self._kill()
-                self._heard = time.monotonic()
+                self._ready = asyncio.get_running_loop().create_future()  # not ready until the replacement is
 
     def _on_message(self, message: Message) -> None:
         self._heard = time.monotonic()
