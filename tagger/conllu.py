@@ -1,14 +1,21 @@
 """CoNLL-U documents, kept whole: read one to tag its words, write it back with only the tag column changed.
 
-`tagger.readers.read_conllu` reads a treebank for training and drops what it
-does not learn from. A document a user sends to be tagged is different: every
-comment, multiword range (`3-4`), empty node (`5.1`) and column other than the
-tag must come back as it came, so the document is held as its lines and only
-the word lines' tag column (UPOS, or `NER=` in MISC for span tags) is rewritten.
+This is the project's one CoNLL-U parser. A document a user sends to be
+tagged must come back as it came: every comment, multiword range (`3-4`),
+empty node (`5.1`) and column other than the tag, so the document is held as
+its lines and only the word lines' tag column (UPOS, or `NER=` in MISC for
+span tags) is rewritten. `tagger.readers.read_conllu` reads a treebank for
+training through the same `parse` and keeps only the words and their tags.
+
+Lines end at LF, CRLF or a lone CR, as Python's universal newlines (and so
+the UD tools) read them; a line may hold none of the other characters
+`str.splitlines` breaks at (U+2028, U+0085, form feed ...), so no reader sees
+a field cut in two. A document written back uses one line ending throughout:
+the one its first line used.
 
 Writing a document from tokens (`sentences_document`) is the other direction:
 `# sent_id`, `# text`, one word line per token, `SpaceAfter=No` where the
-offsets say two tokens touch.
+offsets say two tokens touch; a line break inside a text or token becomes a space.
 """
 
 from __future__ import annotations
@@ -19,9 +26,15 @@ from dataclasses import dataclass
 
 COLUMNS = 10  # ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC
 FORM, UPOS, MISC = 1, 3, 9
-_WORD_ID = re.compile(r"[1-9][0-9]*")
-_RANGE_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*")
-_EMPTY_ID = re.compile(r"[0-9]+\.[1-9][0-9]*")
+LINE_END = re.compile(r"\r\n|\r|\n")  # not str.splitlines: that also breaks at the characters below
+# what else str.splitlines breaks a line at: VT, FF, FS, GS, RS, NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR
+_OTHER_BREAK = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_BREAK_OR_TAB = re.compile("[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_NUMBER = r"[1-9][0-9]{0,8}"  # a small decimal: int() never meets a 4,300-digit string
+_WORD_ID = re.compile(_NUMBER)
+_RANGE_ID = re.compile(f"{_NUMBER}-{_NUMBER}")
+_EMPTY_ID = re.compile(f"(?:0|{_NUMBER})\\.{_NUMBER}")
+_SHOWN = 24  # characters of a bad ID quoted in an error
 
 
 class ConlluError(ValueError):
@@ -48,65 +61,100 @@ class Document:
 
     lines: tuple[str, ...]
     sentences: tuple[ConlluSentence, ...]
-    newline: str  # "\n" or "\r\n", as the document used
+    newline: str  # "\n", "\r\n" or "\r": the ending of the document's first line
 
 
-def parse(text: str) -> Document:
+def parse(text: str, *, allow_empty: bool = False) -> Document:
     """Read a CoNLL-U document; raise `ConlluError` naming the line of the first problem.
 
     "# text = Hi .\\n1\\tHi\\t...\\n2\\t.\\t...\\n\\n" -> one sentence, words at lines[1] and lines[2].
+    A document without a word line is refused, unless `allow_empty` (a corpus
+    reader reports an empty file its own way).
     """
-    newline = "\r\n" if "\r\n" in text else "\n"
-    lines = text.split(newline)
+    _refuse_other_breaks(text)
+    lines = LINE_END.split(text)
     if lines and lines[-1] == "":
         lines.pop()  # the document's final line ending
+    first_end = LINE_END.search(text)
     sentences: list[ConlluSentence] = []
     words: list[int] = []
+    forms: list[str] = []
     first = 0
-    expected = 1
     for index, line in enumerate(lines):
-        number = index + 1
         if not line.strip():
             if first:
-                sentences.append(_sentence(lines, first, words))
-            words, first, expected = [], 0, 1
+                sentences.append(_sentence(first, words, forms))
+            words, forms, first = [], [], 0
             continue
         if line.startswith("#"):
             continue
-        fields = line.split("\t")
-        if len(fields) != COLUMNS:
-            raise ConlluError(
-                number, f"a word line has {COLUMNS} tab-separated columns (ID FORM ... MISC), this one {len(fields)}"
-            )
-        first = first or number
-        ident = fields[0]
-        if _RANGE_ID.fullmatch(ident) or _EMPTY_ID.fullmatch(ident):
-            continue  # kept as it is, not tagged
-        if not _WORD_ID.fullmatch(ident):
-            raise ConlluError(number, f"ID {ident!r} is not a word number (1), a range (1-2) or an empty node (1.1)")
-        if int(ident) != expected:
-            raise ConlluError(number, f"word ID {ident} where {expected} was expected (IDs count 1, 2, 3 ...)")
-        if not fields[FORM].strip():
-            raise ConlluError(number, "FORM (column 2) is empty")
-        words.append(index)
-        expected += 1
+        first = first or index + 1
+        form = _word_form(line, index + 1, len(words) + 1)
+        if form is not None:
+            words.append(index)
+            forms.append(form)
     if first:
-        sentences.append(_sentence(lines, first, words))
-    if not sentences:
+        sentences.append(_sentence(first, words, forms))
+    if not sentences and not allow_empty:
         raise ConlluError(max(1, len(lines)), "the document has no word lines (ID<TAB>FORM<TAB>... with 10 columns)")
-    return Document(tuple(lines), tuple(sentences), newline)
+    return Document(tuple(lines), tuple(sentences), first_end.group() if first_end else "\n")
 
 
-def _sentence(lines: list[str], first: int, words: list[int]) -> ConlluSentence:
+def _refuse_other_breaks(text: str) -> None:
+    """Refuse a line break other than LF, CR or CRLF: a reader using str.splitlines would cut the line there."""
+    found = _OTHER_BREAK.search(text)
+    if found:
+        line = len(LINE_END.findall(text, 0, found.start())) + 1
+        message = (
+            f"U+{ord(found.group()):04X} breaks a line for many readers, but CoNLL-U lines end only at LF (or CRLF); "
+            "replace it with a space"
+        )
+        raise ConlluError(line, message)
+
+
+def _word_form(line: str, number: int, expected: int) -> str | None:
+    """Check a line that is neither blank nor a comment: the FORM of a word to tag, None for a range or empty node."""
+    fields = line.split("\t")
+    if len(fields) != COLUMNS:
+        raise ConlluError(
+            number, f"a word line has {COLUMNS} tab-separated columns (ID FORM ... MISC), this one {len(fields)}"
+        )
+    ident = fields[0]
+    if not _WORD_ID.fullmatch(ident):
+        if _RANGE_ID.fullmatch(ident) or _EMPTY_ID.fullmatch(ident):
+            return None  # kept as it is, not tagged
+        raise ConlluError(
+            number,
+            f"ID {_shown(ident)} is not a word number (1 to 999999999), a range (1-2) or an empty node (1.1)",
+        )
+    if int(ident) != expected:
+        hint = "; is a blank line missing between sentences?" if ident == "1" else ""
+        raise ConlluError(number, f"word ID {ident} where {expected} was expected (IDs count 1, 2, 3 ...{hint})")
+    form = fields[FORM]
+    if not form.strip():
+        raise ConlluError(number, "FORM (column 2) is empty")
+    return form
+
+
+def _shown(ident: str) -> str:
+    """An ID as an error quotes it: a long one cut short, with its length."""
+    if len(ident) <= _SHOWN:
+        return repr(ident)
+    return f"{ident[:_SHOWN]!r}... ({len(ident)} characters)"
+
+
+def _sentence(first: int, words: list[int], forms: list[str]) -> ConlluSentence:
     if not words:
         raise ConlluError(first, "this sentence has ranges or empty nodes but no words to tag")
-    return ConlluSentence(first, tuple(words), tuple(lines[i].split("\t")[FORM] for i in words))
+    return ConlluSentence(first, tuple(words), tuple(forms))
 
 
 def fill(document: Document, tags: Sequence[Sequence[str]], spans: bool) -> str:
     """The document with each word's tag written in: UPOS, or for span tags `NER=<tag>` in MISC.
 
-    Any `NER=` already in MISC is replaced; MISC's other entries keep their order.
+    An `NER=` already in MISC is replaced where it stands, so MISC keeps the
+    order it came in (our own `NER=B-PER|SpaceAfter=No` reads back unchanged);
+    without one, `NER=` goes last.
     """
     lines = list(document.lines)
     for sentence, sentence_tags in zip(document.sentences, tags, strict=True):
@@ -121,8 +169,15 @@ def fill(document: Document, tags: Sequence[Sequence[str]], spans: bool) -> str:
 
 
 def _with_ner(misc: str, tag: str) -> str:
-    kept = [entry for entry in misc.split("|") if entry and entry != "_" and not entry.startswith("NER=")]
-    return "|".join([*kept, f"NER={tag}"])
+    """MISC with its `NER=` entry set where it stands, or last.
+
+    ("NER=O|SpaceAfter=No", "B-PER") -> "NER=B-PER|SpaceAfter=No"; ("_", "B-PER") -> "NER=B-PER".
+    """
+    entries = [entry for entry in misc.split("|") if entry and entry != "_"]
+    ner = f"NER={tag}"
+    at = next((i for i, entry in enumerate(entries) if entry.startswith("NER=")), len(entries))
+    kept = [entry for entry in entries[at:] if not entry.startswith("NER=")]
+    return "|".join([*entries[:at], ner, *kept])
 
 
 @dataclass(frozen=True)
@@ -160,5 +215,8 @@ def _sentence_lines(item: TaggedText, index: int, spans: bool) -> str:
 
 
 def _one_line(text: str) -> str:
-    """A comment or a column holds one line: line breaks and tabs become spaces."""
-    return " ".join(text.split()) if any(c in text for c in "\n\r\t") else text
+    """A comment or a column holds one line: any line break (all str.splitlines knows) or tab becomes a space.
+
+    "Hi\\u2028there\\r\\nyou" -> "Hi there you" (whitespace around a break collapses into one space).
+    """
+    return " ".join(text.split()) if _BREAK_OR_TAB.search(text) else text

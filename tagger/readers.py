@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
+from tagger.conllu import LINE_END, ConlluError, parse
 from tagger.schemes import Scheme, convert, detect_scheme, is_span_tagset
 
 Format = Literal["auto", "conllu", "conll", "uner", "tokens"]
@@ -32,7 +33,6 @@ FORMATS: tuple[Format, ...] = ("auto", "conllu", "conll", "uner", "tokens")
 TagField = Literal["upos", "xpos"]
 
 _BOM = "\ufeff"
-_NEWLINE = re.compile(r"\r\n|\r|\n")  # not str.splitlines: it also splits on \x1c, \x85, \u2028
 _CONLLU_ID = re.compile(r"[0-9]+(?:-[0-9]+|\.[0-9]+)?")
 _TAG_COLUMNS = {"upos": 3, "xpos": 4}
 _SNIFF_LINES = 1000
@@ -62,8 +62,8 @@ class DataFormatError(ValueError):
         self.line = line
 
 
-def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line without its line end and without U+FEFF)."""
+def _text(path: str | Path) -> str:
+    """A file's text, decoded as strict UTF-8 (a bad byte is reported at its line), with every U+FEFF dropped."""
     data = Path(path).read_bytes()
     try:
         text = data.decode("utf-8")
@@ -71,8 +71,12 @@ def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
         bad_line = len(re.split(rb"\r\n|\r|\n", data[: err.start]))
         bad = f"byte 0x{data[err.start]:02x} at byte offset {err.start}"
         raise DataFormatError(path, bad_line, f"not valid UTF-8 ({bad}); re-encode the file as UTF-8") from None
-    for number, line in enumerate(_NEWLINE.split(text), start=1):
-        yield number, line.replace(_BOM, "")
+    return text.replace(_BOM, "")
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line without its line end and without U+FEFF)."""
+    yield from enumerate(LINE_END.split(_text(path)), start=1)
 
 
 def _flush(sentences: list[Sentence], tokens: list[str], tags: list[str]) -> None:
@@ -86,45 +90,28 @@ def _flush(sentences: list[Sentence], tokens: list[str], tags: list[str]) -> Non
 def read_conllu(path: str | Path, tag_field: TagField = "upos") -> list[Sentence]:
     """Read a CoNLL-U file, tagging each word with its UPOS (column 4) or XPOS (column 5).
 
-    Comments, multiword-token ranges (`1-2`) and empty nodes (`8.1`) are skipped:
-    only syntactic words are tagged. IDs must count up from 1 in each sentence,
-    which catches a missing blank line between sentences.
+    The file is read by `tagger.conllu.parse`, the parser the service uses, and
+    its errors are reported as `file:line: ...`. Comments, multiword-token
+    ranges (`1-2`) and empty nodes (`8.1`) are skipped: only syntactic words
+    are tagged. IDs must count up from 1 in each sentence, which catches a
+    missing blank line between sentences; a FORM may not be empty.
     """
     if tag_field not in _TAG_COLUMNS:
         raise ValueError(f"tag_field must be 'upos' or 'xpos', got {tag_field!r}")
     column = _TAG_COLUMNS[tag_field]
-    sentences: list[Sentence] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    for number, line in _lines(path):
-        if not line.strip():
-            _flush(sentences, tokens, tags)
-            continue
-        if line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if len(fields) != 10:
-            raise DataFormatError(path, number, f"expected 10 tab-separated CoNLL-U columns, found {len(fields)}")
-        word_id, form, tag = fields[0], fields[1], fields[column]
-        if not _CONLLU_ID.fullmatch(word_id):
-            raise DataFormatError(
-                path, number, f"expected an integer word ID (or 1-2, 8.1) in column 1, found {word_id!r}"
-            )
-        if not word_id.isdecimal():
-            continue  # multiword range or empty node: its words are tagged on their own lines
-        if int(word_id) != len(tokens) + 1:
-            hint = "is a blank line missing between sentences?"
-            raise DataFormatError(path, number, f"expected word ID {len(tokens) + 1}, found {word_id} ({hint})")
-        if not form:
-            raise DataFormatError(path, number, "expected a word form in column 2, found an empty column")
-        if tag in ("", "_"):
-            hint = f"does the file have {tag_field} tags?"
-            raise DataFormatError(
-                path, number, f"expected a {tag_field.upper()} tag in column {column + 1}, found {tag!r} ({hint})"
-            )
-        tokens.append(form)
-        tags.append(tag)
-    _flush(sentences, tokens, tags)
+    try:
+        document = parse(_text(path), allow_empty=True)
+    except ConlluError as err:
+        raise DataFormatError(path, err.line, err.reason) from None
+    sentences = []
+    for sentence in document.sentences:
+        tags = tuple(document.lines[index].split("\t", column + 1)[column] for index in sentence.words)
+        for index, tag in zip(sentence.words, tags, strict=True):
+            if tag in ("", "_"):
+                hint = f"does the file have {tag_field} tags?"
+                message = f"expected a {tag_field.upper()} tag in column {column + 1}, found {tag!r} ({hint})"
+                raise DataFormatError(path, index + 1, message)
+        sentences.append(Sentence(sentence.forms, tags))
     return sentences
 
 

@@ -18,8 +18,8 @@ from tagger.readers import (
     write_columns,
 )
 from tagger.schemes import convert, detect_scheme
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data sets not found at {DATA}")
 reads_corpus = pytest.mark.data
 
@@ -206,23 +206,44 @@ def assert_error_at(path: Path, line: int, message: str, read: object = read_cor
 
 def test_conllu_line_with_9_columns(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.conllu", CONLLU.replace("advmod\t_\t_", "advmod\t_"))
-    assert_error_at(path, 5, "expected 10 tab-separated CoNLL-U columns, found 9")
+    assert_error_at(path, 5, r"a word line has 10 tab-separated columns \(ID FORM ... MISC\), this one 9")
 
 
 def test_conllu_non_consecutive_id(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.conllu", CONLLU.replace("4\t.\t.", "5\t.\t."))
-    assert_error_at(path, 8, "expected word ID 4, found 5")
+    assert_error_at(path, 8, r"word ID 5 where 4 was expected \(IDs count 1, 2, 3 ...\)")
 
 
 def test_conllu_missing_blank_line_between_sentences(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.conllu", CONLLU + CONLLU.replace("# sent_id = 1\n", ""))
-    assert_error_at(path, 11, "expected word ID 5, found 1")
+    assert_error_at(path, 11, "word ID 1 where 5 was expected .* is a blank line missing between sentences")
 
 
 def test_conllu_non_integer_id_and_missing_tag(tmp_path: Path) -> None:
-    assert_error_at(write(tmp_path / "a.conllu", CONLLU.replace("3\tgo", "x\tgo")), 6, "integer word ID")
+    assert_error_at(write(tmp_path / "a.conllu", CONLLU.replace("3\tgo", "x\tgo")), 6, "ID 'x' is not a word number")
     path = write(tmp_path / "b.conllu", CONLLU.replace("PART\tRB", "_\tRB"))
     assert_error_at(path, 5, "expected a UPOS tag in column 4, found '_'")
+
+
+@pytest.mark.parametrize("form", ["", " "])
+def test_conllu_empty_word_form(tmp_path: Path, form: str) -> None:
+    path = write(tmp_path / "bad.conllu", CONLLU.replace("2\tn't\t", f"2\t{form}\t"))
+    assert_error_at(path, 5, r"FORM \(column 2\) is empty")
+
+
+def test_conllu_lines_end_at_lf_crlf_or_cr_and_read_the_same(tmp_path: Path) -> None:
+    expected = read_conllu(write(tmp_path / "lf.conllu", CONLLU))
+    for name, newline in [("crlf", "\r\n"), ("cr", "\r")]:
+        assert read_conllu(write(tmp_path / f"{name}.conllu", CONLLU, newline=newline, bom=True)) == expected
+    mixed = CONLLU.replace("\n", "\r\n", 3)
+    assert read_conllu(write(tmp_path / "mixed.conllu", mixed)) == expected
+
+
+def test_conllu_file_without_words_reads_as_no_sentences(tmp_path: Path) -> None:
+    path = write(tmp_path / "empty.conllu", "# newdoc id = x\n\n")
+    assert read_conllu(path) == []
+    with pytest.raises(DataFormatError, match=r"empty\.conllu: no sentences found \(read as conllu\)"):
+        read_corpus(path)
 
 
 def test_column_file_line_missing_its_tag(tmp_path: Path) -> None:
