@@ -103,7 +103,9 @@ def test_each_shipped_model_is_served_under_its_folder_name(name: str) -> None:
     assert load_runtime(ROOT / "exports" / name).metadata.name == name  # the name in every route
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "configs").rglob("*.json")), ids=lambda p: str(p.relative_to(ROOT / "configs"))
+)
 def test_every_config_loads_and_is_named_for_its_file(path: Path) -> None:
     assert Config.load(path).name == path.stem
 
