@@ -148,6 +148,29 @@ def gold_document(doc: list[list[GoldSentence]]) -> tuple[str, list[tuple[int, i
     return raw_text(doc), spans
 
 
+def gold_tokens(doc: list[list[GoldSentence]]) -> list[tuple[int, int]]:
+    """A document's surface tokens (`don't` whole) as (start, end) offsets in its raw text."""
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for par in doc:
+        built = paragraph(par)
+        start = None
+        for i, (ch, label) in enumerate(zip(built.text, built.labels, strict=True)):
+            if start is None and not ch.isspace():
+                start = i
+            if label != "O" and start is not None:
+                spans.append((at + start, at + i + 1))
+                start = None
+        at += len(built.text) + len(PARAGRAPH_BREAK)
+    return spans
+
+
+def span_f1(gold: Sequence[tuple[int, int]], found: Sequence[tuple[int, int]]) -> float:
+    """F1 (in %) of exactly matching spans."""
+    hits = len(set(gold) & set(found))
+    return round(100 * 2 * hits / max(len(gold) + len(found), 1), 2)
+
+
 def sentence_f1(
     docs: Sequence[list[list[GoldSentence]]], segment: Callable[[str], Sequence[tuple[int, int]]]
 ) -> dict[str, float]:

@@ -21,6 +21,7 @@ its likeliest sentence end among its tokens, never after `max_tokens` tokens.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -48,7 +49,7 @@ PAD_CHAR, UNK_CHAR = "<pad>", "<unk>"
 CHAR_CLASSES = ("<pad>", "space", "newline", "lower", "upper", "digit", "stop", "quote", "bracket", "punct", "other")
 _STOPS, _QUOTES, _BRACKETS = ".!?…。", "'\"`’‘“”«»", "()[]{}<>"
 _HARD_BREAK = re.compile(r"\n[^\S\n]*\n\s*|[\u2029\f]\s*")
-BATCH_SIZE = 32
+BATCH_SIZE = 64
 
 
 def char_class(ch: str) -> int:
@@ -130,10 +131,9 @@ class Segmenter:
     index: dict[str, int]  # character -> id
     session: ort.InferenceSession
 
-    def sentence_end_scores(self, text: str) -> np.ndarray:
-        """(len(text),) float32: per character, how much more likely S is than the likeliest other label
-        (above 0: a sentence ends there); -inf outside paragraphs."""
-        out = np.full(len(text), -np.inf, dtype=np.float32)
+    def scores(self, text: str) -> np.ndarray:
+        """(len(text), K) float32 label scores per character (LABELS order); 0 outside paragraphs."""
+        out = np.zeros((len(text), len(LABELS)), dtype=np.float32)
         pieces = list(self._windows(text))
         if not pieces:
             return out
@@ -149,10 +149,34 @@ class Segmenter:
             (scores,) = self.session.run(
                 list(OUTPUT_NAMES), {"chars": batch_ids, "classes": batch_classes, "lengths": lengths}
             )  # (B, T, K)
-            others = np.delete(scores, SENTENCE_END, axis=2).max(axis=2)  # (B, T)
-            margin = scores[:, :, SENTENCE_END] - others
             for row, (a, _, keep_a, keep_b) in enumerate(chosen):
-                out[keep_a:keep_b] = margin[row, keep_a - a : keep_b - a]
+                out[keep_a:keep_b] = scores[row, keep_a - a : keep_b - a]
+        return out
+
+    def sentence_end_scores(self, text: str) -> np.ndarray:
+        """(len(text),) float32: per character, how much more likely S is than the likeliest other label
+        (above 0: a sentence ends there); -inf outside paragraphs."""
+        return _sentence_end_margin(text, self.scores(text))
+
+    def tokens(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of each surface token the model finds (`don't` whole): a token ends at a character
+        labelled T or S, or before whitespace. For comparison with `tagger.tokenizer`, which serves."""
+        ends = self.scores(text).argmax(axis=1) != LABELS.index("O")
+        out = []
+        for start, end in paragraphs(text):
+            at = None
+            for i in range(start, end):
+                if text[i].isspace():
+                    if at is not None:
+                        out.append((at, i))
+                    at = None
+                    continue
+                at = i if at is None else at
+                if ends[i]:
+                    out.append((at, i + 1))
+                    at = None
+            if at is not None:
+                out.append((at, end))
         return out
 
     def _windows(self, text: str) -> Iterator[tuple[int, int, int, int]]:
@@ -173,7 +197,7 @@ class Segmenter:
         """
         if max_tokens is not None and max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        margin = self.sentence_end_scores(text)
+        margin = _sentence_end_margin(text, self.scores(text))
         sentences = []
         for number, (start, end) in enumerate(paragraphs(text)):
             ends = [int(e) + 1 for e in np.flatnonzero(margin[start:end] > 0) + start]
@@ -183,6 +207,15 @@ class Segmenter:
                 else:
                     sentences.append(Sentence(a, b, number))
         return sentences
+
+
+def _sentence_end_margin(text: str, scores: np.ndarray) -> np.ndarray:
+    """(len(text),) S score minus the best other label's: above 0 where a sentence ends; -inf outside paragraphs."""
+    margin = np.full(len(text), -np.inf, dtype=np.float32)
+    others = np.delete(scores, SENTENCE_END, axis=1).max(axis=1)  # (n,)
+    for start, end in paragraphs(text):
+        margin[start:end] = scores[start:end, SENTENCE_END] - others[start:end]
+    return margin
 
 
 def _spans(text: str, start: int, ends: Sequence[int]) -> Iterator[tuple[int, int]]:
@@ -247,12 +280,19 @@ def read_manifest(folder: Path) -> Manifest:
     return manifest
 
 
-def load_segmenter(folder: str | Path, intra_threads: int = 1) -> Segmenter:
-    """Load and verify a segmenter folder (format version, sha256 of each file, graph signature)."""
+def load_segmenter(
+    folder: str | Path, intra_threads: int = 1, window: int | None = None, context: int | None = None
+) -> Segmenter:
+    """Load and verify a segmenter folder (format version, sha256 of each file, graph signature);
+    `window` and `context` override the folder's own (shorter windows: more of them run side by side)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: no such segmenter folder")
     manifest = read_manifest(folder)
+    overrides = {k: v for k, v in (("window", window), ("context", context)) if v is not None}
+    if overrides.get("window", 1) < 1 or overrides.get("context", 0) < 0:
+        raise ValueError(f"window must be at least 1 and context at least 0, got {overrides}")
+    manifest = dataclasses.replace(manifest, **overrides)
     chars = _read_json(folder / CHARS_FILE)
     if not isinstance(chars, list) or chars[:2] != [PAD_CHAR, UNK_CHAR]:
         raise ArtifactError(f"{folder / CHARS_FILE}: expected a list starting with {PAD_CHAR!r}, {UNK_CHAR!r}")
