@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.segmenter_data import documents, gold_document, gold_tokens, read_gold, sentence_f1, span_f1  # noqa: E402
+from model.segmenter_data import GoldSentence, documents, gold_document, gold_tokens, read_gold, sentence_f1, span_f1  # noqa: E402
 from tagger.segmentation import Segmenter, load_segmenter, paragraphs  # noqa: E402
 from tagger.tokenizer import multiword_ranges, tokenize  # noqa: E402
 
@@ -45,7 +45,7 @@ def per_paragraph(spans_of: Spans) -> Spans:
     """Run a segmenter on each block between blank lines, with offsets back in the whole text."""
 
     def segment(text: str) -> list[tuple[int, int]]:
-        out = []
+        out: list[tuple[int, int]] = []
         for start, end in paragraphs(text):
             for a, b in spans_of(text[start:end]):
                 out += _stripped(text, start + a, start + b)
@@ -87,9 +87,10 @@ def tokenizer_tokens(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def token_f1(docs: list, tokens_of: Spans) -> float:
+def token_f1(docs: list[list[list[GoldSentence]]], tokens_of: Spans) -> float:
     """Surface-token F1 over whole documents (what conll18_ud_eval.py calls Tokens)."""
-    gold, found = [], []
+    gold: list[tuple[int, int, int]] = []
+    found: list[tuple[int, int, int]] = []
     for number, doc in enumerate(docs):
         text, _ = gold_document(doc)
         gold += [(number, a, b) for a, b in gold_tokens(doc)]

@@ -165,7 +165,7 @@ def gold_tokens(doc: list[list[GoldSentence]]) -> list[tuple[int, int]]:
     return spans
 
 
-def span_f1(gold: Sequence[tuple[int, int]], found: Sequence[tuple[int, int]]) -> float:
+def span_f1(gold: Sequence[tuple[int, ...]], found: Sequence[tuple[int, ...]]) -> float:
     """F1 (in %) of exactly matching spans."""
     hits = len(set(gold) & set(found))
     return round(100 * 2 * hits / max(len(gold) + len(found), 1), 2)

@@ -289,10 +289,11 @@ def load_segmenter(
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: no such segmenter folder")
     manifest = read_manifest(folder)
-    overrides = {k: v for k, v in (("window", window), ("context", context)) if v is not None}
-    if overrides.get("window", 1) < 1 or overrides.get("context", 0) < 0:
-        raise ValueError(f"window must be at least 1 and context at least 0, got {overrides}")
-    manifest = dataclasses.replace(manifest, **overrides)
+    window = manifest.window if window is None else window
+    context = manifest.context if context is None else context
+    if window < 1 or context < 0:
+        raise ValueError(f"window must be at least 1 and context at least 0, got {window} and {context}")
+    manifest = dataclasses.replace(manifest, window=window, context=context)
     chars = _read_json(folder / CHARS_FILE)
     if not isinstance(chars, list) or chars[:2] != [PAD_CHAR, UNK_CHAR]:
         raise ArtifactError(f"{folder / CHARS_FILE}: expected a list starting with {PAD_CHAR!r}, {UNK_CHAR!r}")
