@@ -128,6 +128,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from model.config import Config, apply_overrides
+    from model.train import train
+
+    teachers = [Path(t) for t in args.teachers]
+    first = teachers[0] if teachers[0].is_dir() else teachers[0].parent
+    config = apply_overrides(Config.load(args.config or first / "config.json"), args)
+    out = Path(args.out or f"runs/{config.name}-distilled")
+    best = train(config, out, resume=Path(args.resume) if args.resume else None, teachers=teachers)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
 def _check_tag_sets(data: str, model: str, gold: Counter[str], tags: Sequence[str]) -> None:
     """Refuse gold data whose tags the model does not share; warn about gold tags it cannot produce."""
     shared = (set(gold) & set(tags)) - {"O"}
@@ -316,3 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    di = sub.add_parser("distill", help="train one student on the CRF distribution of teacher checkpoints")
+    di.add_argument(
+        "teachers", nargs="+", help="teacher checkpoints (run folders or .pt files; several: their ensemble)"
+    )
+    di.add_argument("--config", help="the student's config (default: the first teacher's config.json)")
+    di.add_argument("--out", help="run folder (default: runs/NAME-distilled)")
+    di.add_argument("--resume", help="continue from the student's last.pt (name the same teachers)")
+    add_override_flags(di)
+    di.set_defaults(func=cmd_distill)
+

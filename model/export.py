@@ -34,7 +34,6 @@ from model.predict import predict_scores
 from model.storage import Storage, round_weights, store_weights
 from tagger.artifact import (
     CRF_FILE,
-    INPUT_NAMES,
     METADATA_FILE,
     MODEL_FILE,
     OUTPUT_NAMES,
@@ -47,8 +46,9 @@ from tagger.decoding import Decoder
 from tagger.encoding import Vocab
 from tagger.evaluation import evaluate
 from tagger.readers import Sentence
-from tagger.runtime import load_runtime
+from tagger.runtime import input_names, load_runtime
 
+from tagger.gazetteer import INPUT_NAME as GAZETTEER_INPUT
 OPSET = 17
 
 
@@ -73,6 +73,8 @@ def export_onnx(model: Tagger | Ensemble, vocab: Vocab, path: Path) -> None:
     model.eval()
     with warnings.catch_warnings():
         # Shape checks traced as constants, and an LSTM batch-size warning that
+    if vocab.gazetteer is not None:  # name lists: one more input, last (`tagger.gazetteer`)
+        dims |= {GAZETTEER_INPUT: {0: "batch", 1: "tokens"}}
         # does not apply: h0/c0 default to zeros and sequence_lens is wired
         # (the self-check runs mixed batch sizes).
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -90,7 +92,7 @@ def export_onnx(model: Tagger | Ensemble, vocab: Vocab, path: Path) -> None:
             str(path),
             dynamo=False,
             opset_version=OPSET,
-            input_names=list(INPUT_NAMES),
+            input_names=list(input_names(vocab)),
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=dims,
         )

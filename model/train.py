@@ -28,11 +28,12 @@ import torch
 from tqdm import tqdm
 
 from model.augment import Pool, draw_epoch, mention_pool, recase, replace_mentions
-from model.batches import drop_words, iterate, unk_probabilities
+from model.batches import TensorBatch, drop_words, iterate, unk_probabilities
 from model.charlm import CharLM
 from model.checkpoint import build_model, decoder_of, load_checkpoint, save_checkpoint
 from model.config import Config
 from model.data import read_split, read_training
+from model.distill import Teachers, distillation_loss, load_teachers, student, teacher_marginals
 from model.gazetteer_lists import build_gazetteer
 from model.network import Tagger
 from model.predict import predict_scores
@@ -113,6 +114,7 @@ class Run:
     generator: torch.Generator  # word dropout
     state: RunState
     char_lm: CharLM | None = None  # the character LM's heads, with train.char_lm (not part of the model)
+    teachers: Teachers | None = None  # distillation: the student learns the teachers' distribution, not gold tags
 
     @property
     def going(self) -> bool:
@@ -173,14 +175,19 @@ class TrainingData:
         return retag(recase(drawn, t.lowercase, t.uppercase, rng), "IOB2", config.model.tag_scheme)
 
 
-def train(config: Config, out: Path, resume: Path | None = None) -> Path:
-    """Train a model as configured into the run folder `out`; returns the path of best.pt."""
+def train(config: Config, out: Path, resume: Path | None = None, teachers: Sequence[Path] = ()) -> Path:
+    """Train a model as configured into the run folder `out`; returns the path of best.pt.
+
+    With `teachers` (checkpoints with a CRF), the model is a student distilled from them (`model.distill`).
+    """
     torch.set_num_threads(config.train.threads)
     rng, generator = _seed(config.train.seed)
     data = TrainingData.read(config)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
-    run = _start(config, data, resume, rng, generator)
+    if teachers:
+        (out / "teachers.json").write_text(json.dumps([str(t) for t in teachers], indent=1) + "\n", encoding="utf-8")
+    run = _start(config, data, resume, rng, generator, teachers)
     unk_probs = unk_probabilities(run.vocab, word_counts(data.full), config.model.word_dropout)
     while run.going:
         _epoch(run, data, unk_probs, out)
@@ -189,12 +196,22 @@ def train(config: Config, out: Path, resume: Path | None = None) -> Path:
 
 
 def _start(
-    config: Config, data: TrainingData, resume: Path | None, rng: random.Random, generator: torch.Generator
+    config: Config,
+    data: TrainingData,
+    resume: Path | None,
+    rng: random.Random,
+    generator: torch.Generator,
+    teacher_paths: Sequence[Path] = (),
 ) -> Run:
     """A new run's model and optimizer, or a stopped run's as last.pt left them."""
+    teachers, loaded = load_teachers(teacher_paths) if teacher_paths else (None, None)
+    if teachers is not None and not config.model.crf:
+        raise ValueError("distillation trains a CRF student on the teachers' CRF distribution: set model.crf true")
     if resume is not None:
         checkpoint = load_checkpoint(resume)
         model, vocab, saved = checkpoint.model, checkpoint.vocab, checkpoint.state
+    elif loaded is not None:
+        model, vocab = student(config, loaded)
     else:
         model, vocab = _new_model(config, data.full)
     char_lm = _char_lm(config, model, vocab)
@@ -204,7 +221,7 @@ def _start(
         optimizer, mode="max", factor=config.train.lr_decay, patience=config.train.lr_patience
     )
     if resume is None:
-        return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState(), char_lm)
+        return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState(), char_lm, teachers)
     if char_lm is not None:
         if "char_lm" not in saved:
             raise ValueError(f"{resume}: trained without train.char_lm, so it cannot resume with it")
@@ -214,7 +231,8 @@ def _start(
     rng.setstate(saved["python_rng"])
     torch.set_rng_state(saved["torch_rng"])
     generator.set_state(saved["generator"])
-    return Run(config, model, vocab, optimizer, scheduler, rng, generator, RunState.from_dict(saved), char_lm)
+    state = RunState.from_dict(saved)
+    return Run(config, model, vocab, optimizer, scheduler, rng, generator, state, char_lm, teachers)
 
 
 def _char_lm(config: Config, model: Tagger, vocab: Vocab) -> CharLM | None:
@@ -329,7 +347,7 @@ def _train_epoch(run: Run, sentences: Sequence[Sentence], unk_probs: torch.Tenso
         for batch in iterate(run.vocab, sentences, run.config.train.batch_size, run.rng):
             dropped = drop_words(batch.words, unk_probs, run.generator)
             scores, char_states = model.scores_and_char_states(dropped, *batch.inputs[1:])
-            loss = model.loss(scores, batch.tags, batch.lengths)
+            loss = _loss(run, batch, scores)
             if run.char_lm is not None:
                 loss = loss + run.config.train.char_lm * run.char_lm(char_states, batch.chars)
             run.optimizer.zero_grad()
@@ -341,6 +359,15 @@ def _train_epoch(run: Run, sentences: Sequence[Sentence], unk_probs: torch.Tenso
             bar.update(int(batch.lengths.sum()))
             bar.set_postfix(loss=f"{total / batches:.4f}")
     return total / max(batches, 1)
+
+
+def _loss(run: Run, batch: TensorBatch, scores: torch.Tensor) -> torch.Tensor:
+    """The tagging loss per real token: against the gold tags, or against the teachers' CRF distribution."""
+    if run.teachers is None:
+        return run.model.loss(scores, batch.tags, batch.lengths)
+    assert run.model.crf is not None
+    unary, pairwise = teacher_marginals(run.teachers.crf, run.teachers.emissions(batch.inputs), batch.lengths)
+    return distillation_loss(run.model.crf, scores, batch.lengths, unary, pairwise)
 
 
 def _final_scores(config: Config, out: Path) -> None:

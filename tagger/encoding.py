@@ -147,7 +147,7 @@ def _pad_gazetteer(sentences: Sequence[Encoded], at: np.ndarray, size: int) -> n
     """(B, T, L) name-list codes, PAD beyond each length; `at` is each token's flat position in (B, T)."""
     if any(s.gazetteer is None for s in sentences):
         raise ValueError("cannot pad sentences with and without name-list codes into one batch")
-    codes = np.array(list(chain.from_iterable(s.gazetteer for s in sentences)), dtype=np.int64)  # type: ignore[arg-type]
+    codes = np.array([c for s in sentences for c in s.gazetteer or ()], dtype=np.int64)  # (total, L)
     flat = np.zeros((size, codes.shape[1]), dtype=np.int64)
     flat[at] = codes
     return flat.reshape(len(sentences), size // len(sentences), codes.shape[1])
