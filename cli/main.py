@@ -256,6 +256,16 @@ def parser() -> argparse.ArgumentParser:
     add_override_flags(train)
     train.set_defaults(func=cmd_train)
 
+    di = sub.add_parser("distill", help="train one student on the CRF distribution of teacher checkpoints")
+    di.add_argument(
+        "teachers", nargs="+", help="teacher checkpoints (run folders or .pt files; several: their ensemble)"
+    )
+    di.add_argument("--config", help="the student's config (default: the first teacher's config.json)")
+    di.add_argument("--out", help="run folder (default: runs/NAME-distilled)")
+    di.add_argument("--resume", help="continue from the student's last.pt (name the same teachers)")
+    add_override_flags(di)
+    di.set_defaults(func=cmd_distill)
+
     ev = sub.add_parser("evaluate", help="score a checkpoint or export folder on gold data")
     ev.add_argument(
         "model",
@@ -329,13 +339,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    di = sub.add_parser("distill", help="train one student on the CRF distribution of teacher checkpoints")
-    di.add_argument(
-        "teachers", nargs="+", help="teacher checkpoints (run folders or .pt files; several: their ensemble)"
-    )
-    di.add_argument("--config", help="the student's config (default: the first teacher's config.json)")
-    di.add_argument("--out", help="run folder (default: runs/NAME-distilled)")
-    di.add_argument("--resume", help="continue from the student's last.pt (name the same teachers)")
-    add_override_flags(di)
-    di.set_defaults(func=cmd_distill)
-

@@ -45,10 +45,10 @@ from tagger.artifact import (
 from tagger.decoding import Decoder
 from tagger.encoding import Vocab
 from tagger.evaluation import evaluate
+from tagger.gazetteer import INPUT_NAME as GAZETTEER_INPUT
 from tagger.readers import Sentence
 from tagger.runtime import input_names, load_runtime
 
-from tagger.gazetteer import INPUT_NAME as GAZETTEER_INPUT
 OPSET = 17
 
 
@@ -70,11 +70,11 @@ def export_onnx(model: Tagger | Ensemble, vocab: Vocab, path: Path) -> None:
     dims = {"words": {0: "batch", 1: "tokens"}, "cases": {0: "batch", 1: "tokens"}}
     dims |= {"chars": {0: "batch", 1: "tokens", 2: "chars"}, "lengths": {0: "batch"}}
     dims |= {"scores": {0: "batch", 1: "tokens"}}
+    if vocab.gazetteer is not None:  # name lists: one more input, last (`tagger.gazetteer`)
+        dims |= {GAZETTEER_INPUT: {0: "batch", 1: "tokens"}}
     model.eval()
     with warnings.catch_warnings():
         # Shape checks traced as constants, and an LSTM batch-size warning that
-    if vocab.gazetteer is not None:  # name lists: one more input, last (`tagger.gazetteer`)
-        dims |= {GAZETTEER_INPUT: {0: "batch", 1: "tokens"}}
         # does not apply: h0/c0 default to zeros and sequence_lens is wired
         # (the self-check runs mixed batch sizes).
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
