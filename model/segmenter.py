@@ -65,7 +65,8 @@ class TrainSection:
     patience: int = 5
     threads: int = 1
     chunk_chars: int = 600  # a sequence: consecutive sentences of a paragraph, at most this long
-    newline: float = 0.15  # chance that the space between two sentences is a line break (wrapped text)
+    newline: float = 0.15  # chance that the space between two sentences is a line break (one sentence a line)
+    wrap: float = 0.1  # chance that a sequence is hard-wrapped at 40-80 characters (e-mail), line breaks mid-sentence
     char_dropout: float = 0.02  # chance per character per batch of reading it as unknown
     max_sequences: int = 0  # only the first N training sequences (0 = all): tests
 
@@ -204,7 +205,9 @@ def train_segmenter(config: SegmenterConfig, out: Path) -> Path:
     torch.manual_seed(t.seed)
     torch.use_deterministic_algorithms(True)
     rng = random.Random(t.seed)
-    train_paragraphs = list(chunks(read_gold(config.data.train), t.chunk_chars, random.Random(t.seed), t.newline))
+    train_paragraphs = list(
+        chunks(read_gold(config.data.train), t.chunk_chars, random.Random(t.seed), t.newline, t.wrap)
+    )
     if t.max_sequences:
         train_paragraphs = train_paragraphs[: t.max_sequences]
     chars = inventory([p.text for p in train_paragraphs], config.model.min_char_count)

@@ -197,20 +197,45 @@ def sentence_f1(
     }
 
 
+def wrapped(par: Paragraph, width: int) -> Paragraph:
+    """The paragraph hard-wrapped as e-mail clients do: the space before a word that would pass `width`
+    characters on its line becomes a line break (labels unchanged, since spaces are O)."""
+    chars = list(par.text)
+    line = 0
+    for i, ch in enumerate(chars):
+        line += 1
+        if ch == " " and line > width:
+            chars[i], line = "\n", 0
+    return Paragraph("".join(chars), par.labels, par.sentences)
+
+
 def chunks(
-    sentences: list[GoldSentence], max_chars: int, rng: random.Random | None = None, newline: float = 0.0
+    sentences: list[GoldSentence],
+    max_chars: int,
+    rng: random.Random | None = None,
+    newline: float = 0.0,
+    wrap: float = 0.0,
 ) -> Iterator[Paragraph]:
     """Training sequences: each paragraph cut into runs of consecutive sentences of at most `max_chars`
-    (a longer sentence alone), so the model sees sentence boundaries inside a paragraph."""
+    (a longer sentence alone), so the model sees sentence boundaries inside a paragraph. With an rng,
+    a space between sentences becomes a line break with probability `newline`, and a sequence is
+    hard-wrapped at 40 to 80 characters with probability `wrap` (so a line break alone is no sentence end)."""
+
+    def built(run: list[GoldSentence]) -> Paragraph:
+        par = paragraph(run, rng, newline)
+        if rng is not None and rng.random() < wrap:
+            return wrapped(par, rng.randint(40, 80))
+        return par
+
     for doc in documents(sentences):
         for par in doc:
             run: list[GoldSentence] = []
             size = 0
             for sentence in par:
                 if run and size + 1 + len(sentence.text) > max_chars:
-                    yield paragraph(run, rng, newline)
+                    yield built(run)
                     run, size = [], 0
                 run.append(sentence)
                 size += len(sentence.text) + (1 if size else 0)
             if run:
-                yield paragraph(run, rng, newline)
+                yield built(run)
