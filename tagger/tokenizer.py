@@ -237,7 +237,7 @@ def _visible(text: str) -> str:
 def multiword_ranges(tokens: Sequence[Token]) -> list[tuple[int, int]]:
     """Index ranges (first, last), inclusive, of tokens that EWT writes as one multi-word token.
 
-    Those are the words `tokenize` cut into clitics (`don't` -> `do n't`, `I'd've`,
+    `gonna`, `its` -> `it s`); other pieces with no space between them (`$ 5`, `well - known`) are
     `gonna`); other pieces with no space between them (`$ 5`, `well - known`) are
     tokens of their own. [do, n't, go] (from "don't go") -> [(0, 1)].
     """
@@ -247,9 +247,7 @@ def multiword_ranges(tokens: Sequence[Token]) -> list[tuple[int, int]]:
         last = first
         while last + 1 < len(tokens) and tokens[last + 1].start == tokens[last].end:
             last += 1
-        while last > first and _split_clitics(_join(tokens[first : last + 1])) != [
-            t.text for t in tokens[first : last + 1]
-        ]:
+        while last > first and not _is_multiword(tokens[first : last + 1]):
             last -= 1
         if last > first:
             ranges.append((first, last))
@@ -257,8 +255,11 @@ def multiword_ranges(tokens: Sequence[Token]) -> list[tuple[int, int]]:
     return ranges
 
 
-def _join(tokens: Sequence[Token]) -> str:
-    return "".join(t.text for t in tokens)
+def _is_multiword(tokens: Sequence[Token]) -> bool:
+    """Whether adjacent tokens are one word cut into clitics: `do n't`, `I 'd 've`, `it s` (from `its`)."""
+    texts = [t.text for t in tokens]
+    joined = "".join(texts)
+    return _split_clitics(joined) == texts or (joined.lower() == "its" and len(texts) == 2)
 
 
 def _split_its(tokens: list[Token]) -> list[Token]:
