@@ -237,8 +237,8 @@ def _visible(text: str) -> str:
 def multiword_ranges(tokens: Sequence[Token]) -> list[tuple[int, int]]:
     """Index ranges (first, last), inclusive, of tokens that EWT writes as one multi-word token.
 
+    Those are the words `tokenize` cut into clitics (`don't` -> `do n't`, `I'd've`,
     `gonna`, `its` -> `it s`); other pieces with no space between them (`$ 5`, `well - known`) are
-    `gonna`); other pieces with no space between them (`$ 5`, `well - known`) are
     tokens of their own. [do, n't, go] (from "don't go") -> [(0, 1)].
     """
     ranges = []
