@@ -196,6 +196,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from model.profile import profile_export
+
+    profile = profile_export(args.folder, args.dev, args.format)
+    print(
+        f"{args.folder}/profile.json: {profile.tokens} tokens of {profile.source['data']}, unknown words "
+        f"{profile.unknown_rate:.2%}, chosen tag at or under {profile.low_confidence_threshold} "
+        f"{profile.low_confidence_share:.2%}; its sha256 is recorded in metadata.json"
+    )
+    return 0
+
+
+def _add_profile_command(sub: Any) -> None:
+    pf = sub.add_parser(
+        "profile", help="add or refresh an export folder's reference profile for drift (profile.json) from a dev file"
+    )
+    pf.add_argument("folder", help="export folder, e.g. exports/en-ner")
+    pf.add_argument("--dev", help="the file to profile (default: the dev file named in the folder's metadata)")
+    pf.add_argument("--format", choices=FORMATS, help="its format (default: the model's training data format)")
+    pf.set_defaults(func=cmd_profile)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from cli import output
 
@@ -289,6 +311,7 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="export folder, e.g. exports/NAME")
     ex.add_argument("--name", help="model name (default: the folder name)")
     ex.set_defaults(func=cmd_export)
+    _add_profile_command(sub)
 
     pr = sub.add_parser("predict", help="tag a file offline: tokens or raw text in, CoNLL, CoNLL-U or JSON lines out")
     pr.add_argument("model", help="checkpoint (.pt or run folder) or export folder")

@@ -4,7 +4,8 @@ The export is written to a temporary folder next to the target and moved into
 place only after ONNX Runtime has reproduced PyTorch on every sentence of the
 dev set, run in shuffled mixed-length batches (the worst case for padding):
 identical tags, scores within `tolerance`. Otherwise it fails loudly and the
-target is left untouched.
+target is left untouched. The dev set's reference profile for drift
+(profile.json, `model.profile`) is computed by the exported graph itself.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from model.data import read_split
 from model.ensemble import Ensemble, load_models
 from model.network import Tagger
 from model.predict import predict_scores
+from model.profile import dev_profile
 from model.storage import Storage, round_weights, store_weights
 from tagger.artifact import (
     CRF_FILE,
@@ -41,6 +43,7 @@ from tagger.artifact import (
     Metadata,
     sha256_file,
     write_json,
+    write_profile,
 )
 from tagger.decoding import Decoder
 from tagger.encoding import Vocab
@@ -248,6 +251,7 @@ def export(
         scored = Metadata(**{**metadata.to_dict(), "scores": _scores(tmp, config, evaluated)})
         scored.extra["parity"] = parity.__dict__
         write_json(tmp / METADATA_FILE, scored.to_dict())
+        write_profile(tmp, dev_profile(load_runtime(tmp), config.data.dev, [s.tokens for s in dev]))
         # mkdtemp made it 0700; a model folder is read by whoever serves it (a container's user).
         tmp.chmod(0o755)
         if out.exists():
