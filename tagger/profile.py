@@ -20,6 +20,7 @@ import math
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -224,8 +225,9 @@ class Profiler:
 
     def count_input(self, counts: Counts, sentences: Sequence[Sequence[str]]) -> None:
         """Count tokens (unknown, case, script) and sentence lengths."""
-        codes = self.classes.codes([t for s in sentences for t in s])
-        counts.add_codes(codes, [len(s) for s in sentences])
+        lengths = np.fromiter(map(len, sentences), np.int64, len(sentences))
+        tokens = chain.from_iterable(sentences)
+        counts.add_codes(np.fromiter(map(self.classes.__getitem__, tokens), np.int64, int(lengths.sum())), lengths)
 
     def count_output(self, counts: Counts, decoded: Sequence[Decoded]) -> None:
         """Count chosen tags, their probabilities and spans by label."""
