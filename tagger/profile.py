@@ -131,16 +131,8 @@ class Counts:
 
     @classmethod
     def empty(cls, tags: Sequence[str], labels: Sequence[str] = ()) -> Counts:
-        zeros = lambda n: np.zeros(n, dtype=np.int64)  # noqa: E731
-        return cls(
-            tuple(tags),
-            tuple(labels),
-            np.zeros((2, len(CASES), len(SCRIPTS)), dtype=np.int64),
-            zeros(len(LENGTH_BOUNDS) + 1),
-            zeros(len(tags)),
-            zeros(len(PROBABILITY_BOUNDS) + 1),
-            zeros(len(labels)),
-        )
+        sizes = ((2, len(CASES), len(SCRIPTS)), len(LENGTH_BOUNDS) + 1, len(tags), len(PROBABILITY_BOUNDS) + 1)
+        return cls(tuple(tags), tuple(labels), *(np.zeros(n, dtype=np.int64) for n in (*sizes, len(labels))))
 
     def merge(self, other: Counts) -> None:
         """Add `other`'s counts to these, in place; both must count the same tags and labels."""
@@ -156,6 +148,17 @@ class Counts:
         """Count tokens by their codes (`TokenClasses.codes`, all sentences together) and sentences by length."""
         self.tokens += np.bincount(np.asarray(codes, dtype=np.int64), minlength=N_CODES).reshape(self.tokens.shape)
         self.lengths += _bucket_counts(np.asarray(lengths), LENGTH_BOUNDS)
+
+    def by_label(self) -> dict[str, dict[str, int]]:
+        """Token and span counts by what they count, as labelled counters take them (histograms: `lengths`,
+        `probability` with LENGTH_BOUNDS and PROBABILITY_BOUNDS)."""
+        return {
+            "word": {"unknown": int(self.tokens[1].sum()), "known": int(self.tokens[0].sum())},
+            "case": dict(zip(CASES, self.tokens.sum(axis=(0, 2)).tolist(), strict=True)),
+            "script": dict(zip(SCRIPTS, self.tokens.sum(axis=(0, 1)).tolist(), strict=True)),
+            "tag": dict(zip(self.tags, self.chosen.tolist(), strict=True)),
+            "span": dict(zip(self.labels, self.spans.tolist(), strict=True)),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists of ints: for messages between processes."""

@@ -66,6 +66,9 @@ def test_a_hand_made_batch_gives_its_known_counts() -> None:
     assert counts.probability.tolist() == [1, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]
     assert counts.lengths.tolist() == [0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]  # lengths 2 and 4
     assert counts.spans.tolist() == [2]
+    assert counts.by_label()["word"] == {"unknown": 2, "known": 4}
+    assert counts.by_label()["tag"] == {"B-PER": 2, "I-PER": 1, "O": 3}
+    assert counts.by_label()["span"] == {"PER": 2}
 
     profile = counts.profile({"data": "hand-made"})
     assert profile.tokens == 6 and profile.sentences == 2
