@@ -91,7 +91,8 @@ def connection_limits(settings: Settings, open_files: int) -> ConnectionLimits:
 
 
 def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvicorn.Config:
-    """uvicorn as the service runs it: the guarded HTTP protocol, no access log, a drain as long as a request."""
+    """uvicorn as the service runs it: the guarded HTTP protocol, no access log, a drain as long as a request,
+    and `X-Forwarded-For` read only from the proxies the settings name (`trusted_proxies`)."""
     state: AppState = app.state.tagger
     limits = connection_limits(settings, open_files_limit())
     protocol = guarded_protocol(limits, on_refusal=lambda reason: state.metrics.rejections.labels(reason).inc())
@@ -103,9 +104,24 @@ def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvi
         "log_config": None,  # uvicorn's lines go through the service's handler and format (service.observability.logs)
         "access_log": False,  # the service writes its own access line, with the model, sizes and request id
         "timeout_graceful_shutdown": int(settings.request_timeout_s) + 5,
+        **trusted_proxies(settings),
         **overrides,
     }
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
+def trusted_proxies(settings: Settings) -> dict[str, object]:
+    """uvicorn's proxy options: off unless TAGGER_FORWARDED_ALLOW_IPS names proxies.
+
+    uvicorn's own default trusts 127.0.0.1 (or $FORWARDED_ALLOW_IPS) to set
+    `X-Forwarded-For`, so any local client, or anything relayed through a
+    local process, could give itself a new address a request and so a new
+    rate-limit bucket. With proxies named, a request from one of them is
+    taken to come from the last address in `X-Forwarded-For` that is not a
+    trusted proxy; from anyone else the header is ignored.
+    """
+    proxies = [part.strip() for part in settings.forwarded_allow_ips.split(",") if part.strip()]
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
 
 
 def serve(settings: Settings) -> None:

@@ -7,6 +7,7 @@ would make the service unsafe or useless, at start-up rather than under load.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
     )
     rate_limit: float = Field(0.0, ge=0.0, description="requests per second per key (or client address); 0 = off")
     rate_burst: int = Field(0, ge=0, description="requests a client may send at once; 0 = twice the rate")
+    forwarded_allow_ips: str = Field(
+        "",
+        description="proxies trusted to name the client in X-Forwarded-For (comma-separated addresses or networks, "
+        "e.g. nginx's); empty = none: the rate limit and logs see the connecting address, whatever a header says",
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve /metrics on this port instead of the API's (keep it private)"
     )
@@ -132,6 +138,14 @@ class Settings(BaseSettings):
                 "control_token needs 16 characters or more, printable ASCII without spaces (an HTTP header carries "
                 "it; it loads and unloads models)"
             )
+        for proxy in filter(None, (part.strip() for part in self.forwarded_allow_ips.split(","))):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"forwarded_allow_ips: {proxy!r} is not an IP address or network (name each trusted proxy; "
+                    "0.0.0.0/0 would let any client choose its own address)"
+                ) from None
         if 0 < self.model_poll_s < 0.1:
             raise ValueError(f"model_poll_s is {self.model_poll_s}: 0 (off) or 0.1 s or more")
         return self

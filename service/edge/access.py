@@ -13,7 +13,11 @@ with TAGGER_METRICS_PORT), and `/v2/repository` has a token of its own.
 
 Rate limit: `TAGGER_RATE_LIMIT` requests per second (0 = off), with bursts of
 `TAGGER_RATE_BURST`, per key, or per client address when no keys are set; a
-request over it is a 429 with the Retry-After that refills its bucket.
+request over it is a 429 with the Retry-After that refills its bucket. Model
+control (`/v2/repository`) is limited too, per address (its callers carry the
+control token, not a key): each of its loads starts an inference process.
+The address is the connecting one, or the one a trusted proxy names
+(`TAGGER_FORWARDED_ALLOW_IPS`, applied by uvicorn before this middleware).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from service.errors import error_response
 
 _HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})")
 PROTECTED = ("/v1/", "/v2")  # path prefixes of the routes that need a key (/v2: the Open Inference Protocol)
-OPEN = ("/v2/health/", "/v2/repository/")  # its probes, and model control (which has a token of its own)
+PROBES = ("/v2/health/",)  # open: neither a key nor the rate limit
+CONTROL = ("/v2/repository/",)  # model control: a token of its own instead of a key; rate-limited per address
 MAX_BUCKETS = 10_000  # clients remembered by the rate limit; the least recently seen are forgotten first
 
 
@@ -109,11 +114,13 @@ class AccessControl:
         self.limited = limited  # tagger_rate_limited_total{client}: a key id, or "address"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED) or scope["path"].startswith(OPEN):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not path.startswith(PROTECTED) or path.startswith(PROBES):
             await self.app(scope, receive, send)
             return
+        keyed = self.keys is not None and not path.startswith(CONTROL)
         client = "address"
-        if self.keys is not None:
+        if keyed:
             key_id = self._key_id(scope)
             if key_id is None:
                 refusal = ErrorDetail(
@@ -126,7 +133,7 @@ class AccessControl:
                 return
             client = key_id
         if self.limit is not None:
-            bucket = client if self.keys is not None else _address(scope)
+            bucket = client if keyed else _address(scope)
             wait = self.limit.wait(bucket, time.monotonic())
             if wait > 0:
                 self.limited.labels(client).inc()
@@ -134,7 +141,7 @@ class AccessControl:
                     status=429,
                     reason="rate_limited",
                     message=f"more than {self.limit.rate:g} requests/s (bursts of {self.limit.burst}) from this "
-                    f"{'key' if self.keys is not None else 'address'} (TAGGER_RATE_LIMIT); retry in {wait:.2f} s",
+                    f"{'key' if keyed else 'address'} (TAGGER_RATE_LIMIT); retry in {wait:.2f} s",
                 )
                 await error_response(refusal, {"Retry-After": str(max(1, math.ceil(wait)))})(scope, receive, send)
                 return
