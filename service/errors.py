@@ -109,9 +109,14 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    """A bug, not a refusal: logged with its traceback, answered without one."""
+    """A bug, not a refusal: logged with its traceback, answered without one.
+
+    Starlette calls this from its outermost middleware, outside `RequestIds`, which so never sees the answer
+    go out: the request's id header is set here (the id itself outlives the middleware, in `REQUEST_ID`).
+    """
+    request_id = REQUEST_ID.get()
     logger.exception(
-        "unexpected error on %s %s (request id %s)", request.method, request.url.path, REQUEST_ID.get(), exc_info=exc
+        "unexpected error on %s %s (request id %s)", request.method, request.url.path, request_id, exc_info=exc
     )
     detail = ErrorDetail(status=500, reason="internal_error", message="internal error; the server log has details")
-    return error_response(detail)
+    return error_response(detail, {"X-Request-ID": request_id} if request_id is not None else None)

@@ -3,7 +3,11 @@ connections, bodies past the limit, text no answer could encode. Each is refused
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import http.client
 import json
+import re
 import socket
 import statistics
 import subprocess
@@ -15,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, metrics, post, start_server, wait_ready
+from service.app import create_app
+from service.settings import Settings
+from tests.helpers import free_port, metrics, post, serving, start_server, until, wait_ready
 
 pytestmark = [pytest.mark.trains, pytest.mark.server]
 SENTENCE = {"sentences": [["The", "cat", "sat", "."]]}
@@ -201,3 +207,77 @@ def test_a_request_answered_before_its_slow_body_still_has_its_connection_timed_
         while chunk := sock.recv(65536):  # the 415, then the server's close once the next head is overdue
             data += chunk
         assert data.startswith(b"HTTP/1.1 415") and time.monotonic() - started < 3.0
+
+
+def chunked_post(base: str, body: bytes, chunk: int = 65536) -> tuple[int, dict]:
+    """POST `body` to /v1/tag with `Transfer-Encoding: chunked` and no Content-Length (the size unknown until the
+    end, as a streaming client sends it); (status, JSON answer)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    pieces = (body[i : i + chunk] for i in range(0, len(body), chunk))
+    connection.request("POST", "/v1/tag", pieces, {"content-type": "application/json"}, encode_chunked=True)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    return response.status, answer
+
+
+def test_a_chunked_body_is_held_to_the_limit_while_it_is_read(hostile: tuple) -> None:
+    base, _ = hostile
+    small = json.dumps(SENTENCE).encode()
+    assert chunked_post(base, small, chunk=7)[0] == 200  # a body in many pieces is read whole
+    # 2.5 MB past the 2 MB limit, valid JSON the model would tag: only the size while reading can refuse it
+    large = small[:-1] + b" " * 2_500_000 + b"}"
+    status, answer = chunked_post(base, large)
+    assert status == 413 and answer["error"]["reason"] == "body_too_large", answer
+    assert "TAGGER_MAX_BODY_BYTES" in answer["error"]["message"]
+    assert post(f"{base}/v1/tag", SENTENCE)[0] == 200
+
+
+def script_hashes(html: str) -> set[str]:
+    """The CSP source of each inline script of a page: 'sha256-<base64>'."""
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    return {f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts}
+
+
+@pytest.mark.parametrize("path", ["/", "/ui/index.html", "/docs", "/ui/ui.js", "/docs-assets/swagger-ui-bundle.js"])
+def test_every_page_and_file_is_sent_with_the_security_headers(hostile: tuple, path: str) -> None:
+    base, _ = hostile
+    with urllib.request.urlopen(f"{base}{path}", timeout=10) as response:
+        headers, text = response.headers, response.read().decode()
+    assert headers["x-content-type-options"] == "nosniff"
+    if path.endswith(".js"):
+        return
+    policy = headers["content-security-policy"]
+    directives = dict(d.strip().partition(" ")[::2] for d in policy.split(";"))
+    assert directives["frame-ancestors"] == "'none'" and directives["default-src"] == "'none'"
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    # every inline script the page has is allowed by its hash, and nothing else inline
+    assert set(directives["script-src"].split()) == {"'self'", *script_hashes(text)}
+
+
+def test_an_unexpected_error_answers_500_with_the_request_id_in_its_header_and_body(models_dir: Path) -> None:
+    app = create_app(Settings(models=models_dir, default_model="tiny", warmup=False))
+
+    @app.get("/v1/broken")
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    with serving(app) as (base, _):
+        until(lambda: listening(base))
+        for given in ("client-chosen-id-42", None):
+            request = urllib.request.Request(f"{base}/v1/broken", headers={"x-request-id": given} if given else {})
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(request, timeout=10)
+            error = json.loads(caught.value.read())["error"]
+            assert caught.value.code == 500 and error["reason"] == "internal_error"
+            assert caught.value.headers["x-request-id"] == error["request_id"]
+            assert given is None or error["request_id"] == given
+
+
+def listening(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/livez", timeout=2):
+            return True
+    except OSError:
+        return False
