@@ -91,7 +91,9 @@ class Gazetteer:
         """
         n, k = len(tokens), len(self.lists)
         folded = [t.lower() for t in tokens]
-        codes = [[NO_MATCH] * k for _ in range(n)]
+        none = (NO_MATCH,) * k
+        codes: list[tuple[int, ...]] = [none] * n  # most tokens match nothing: one shared tuple
+        found: dict[int, list[int]] = {}  # position -> its codes, for the positions some match covers
         free = [0] * k  # per list, the first position not inside one of its matches
         for i in range(n):
             for length in self._lengths.get(folded[i], ()):
@@ -105,11 +107,12 @@ class Gazetteer:
                     if free[j] > i:  # a longer match of this list starts here, or one covers it
                         continue
                     first, rest = (BEGIN_EXACT, INSIDE_EXACT) if j in exact else (BEGIN, INSIDE)
-                    codes[i][j] = first
-                    for p in range(i + 1, i + length):
-                        codes[p][j] = rest
+                    for p in range(i, i + length):
+                        found.setdefault(p, [NO_MATCH] * k)[j] = first if p == i else rest
                     free[j] = i + length
-        return tuple(map(tuple, codes))
+        for p, own in found.items():
+            codes[p] = tuple(own)
+        return tuple(codes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
