@@ -9,7 +9,8 @@ What it holds:
 - `validation`: a correction checked against the model's tag set, a length limit and the tag scheme;
 - `formats`: corrections written as CoNLL-U or IOB2 columns, the files `tagger train` reads;
 - `records`: the frozen dataclasses that go in and come out;
-- `errors`: `StoreUnavailable` (database down: 503 + Retry-After) and `InvalidCorrection` (422, naming the token).
+- `errors`: `StoreUnavailable` (database down: 503 + Retry-After) and `InvalidCorrection` (422, naming the
+  token; `WrongReviewItem` is one).
 
 It imports only the torch-free core (tagger/), SQLAlchemy and its own modules: never torch, never the
 HTTP layer, so the routes, the CLI and the tests use it alike.

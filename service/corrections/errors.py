@@ -27,5 +27,9 @@ class InvalidCorrection(ValueError):
         self.tag = tag
 
 
-class UnknownReviewItem(InvalidCorrection):
-    """A correction names a review item that is not (or no longer) in the queue."""
+class WrongReviewItem(InvalidCorrection):
+    """A correction names a review item of another model.
+
+    One that is no longer queued (retention deleted it, or a purge) is accepted: a person's correction is
+    worth keeping after its queue entry expired.
+    """

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine
 
 from service.corrections import database, formats
-from service.corrections.errors import UnknownReviewItem
+from service.corrections.errors import WrongReviewItem
 from service.corrections.records import Correction, Counts, ReviewItem, Served, Stored, StoredCorrection
 from service.corrections.schema import corrections, digest, review_items
 from service.corrections.validation import TagRules
@@ -129,8 +129,8 @@ class CorrectionStore:
     def add_correction(self, correction: Correction, rules: TagRules) -> Stored:
         """Validate and store a correction once; the same model, tokens and tags again return the first row.
 
-        Raises `InvalidCorrection` (naming the token) before touching the database, `UnknownReviewItem`
-        for a review id that is not queued, `StoreUnavailable` when the database is down. Once this
+        Raises `InvalidCorrection` (naming the token) before touching the database, `WrongReviewItem`
+        for a review item of another model, `StoreUnavailable` when the database is down. Once this
         returns, the correction is committed (see `database` for what that survives).
         """
         return self.add_corrections([correction], rules)[0]
@@ -161,8 +161,8 @@ class CorrectionStore:
     def _check_review_item(connection: Any, correction: Correction) -> None:
         query = sa.select(review_items.c.model).where(review_items.c.id == correction.review_id)
         model = connection.execute(query).scalar_one_or_none()
-        if model != correction.model:
-            raise UnknownReviewItem(f"review item {correction.review_id} is not in {correction.model}'s queue")
+        if model is not None and model != correction.model:
+            raise WrongReviewItem(f"review item {correction.review_id} is in {model}'s queue, not {correction.model}'s")
 
     def corrections(self, model: str, conflicts: Conflicts = "all", after_id: int = 0) -> Iterator[StoredCorrection]:
         """Corrections of `model` in the order they came, streamed with a server-side cursor.
@@ -177,9 +177,16 @@ class CorrectionStore:
             for row in result:
                 yield _stored_correction(row)
 
-    def export(self, model: str, fmt: formats.Format, conflicts: Conflicts = "latest") -> Iterator[str]:
-        """The corrections of `model` as a CoNLL-U or IOB2 file, one sentence a chunk, in bounded memory."""
-        spans = None
+    def export(
+        self, model: str, fmt: formats.Format, conflicts: Conflicts = "latest", spans: bool | None = None
+    ) -> Iterator[str]:
+        """The corrections of `model` as a CoNLL-U or IOB2 file, one sentence a chunk, in bounded memory.
+
+        `spans`: whether the model's tags are span tags (NER= in CoNLL-U's MISC); None reads it off the
+        first correction's tags.
+        """
+        if fmt not in formats.FORMATS:
+            raise ValueError(f"format must be one of {', '.join(formats.FORMATS)}, got {fmt!r}")
         for stored in self.corrections(model, conflicts):
             if spans is None:
                 spans = formats.span_tags(stored.correction.tags)

@@ -132,3 +132,12 @@ def test_store_started_before_its_database_migrates_once_it_is_there(tmp_path: P
     with pytest.raises(StoreUnavailable, match="unavailable"):
         unreachable.start()
     assert time.monotonic() - started < 5
+
+
+def test_sqlite_commits_are_synced_to_the_wal(tmp_path: Path) -> None:
+    store = CorrectionStore(tmp_path / "corrections.db")
+    store.start()
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: fsync at every commit
+    store.close()

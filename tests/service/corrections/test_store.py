@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from service.corrections.errors import InvalidCorrection, UnknownReviewItem
+from service.corrections.errors import InvalidCorrection, WrongReviewItem
 from service.corrections.records import Correction, Served
 from service.corrections.schema import review_items
 from service.corrections.store import CorrectionStore
@@ -81,9 +81,17 @@ def test_invalid_corrections_name_the_token_and_store_nothing(store: CorrectionS
     assert (caught.value.index, caught.value.tag) == (1, "I-LOC")
     with pytest.raises(InvalidCorrection, match=r"token 0 .*not one of the model's tags"):
         store.add_correction(Correction("en-ner", ("Rome",), ("B-CITY",)), NER)
-    with pytest.raises(UnknownReviewItem, match="review item 999"):
-        store.add_correction(Correction("en-ner", ("Rome",), ("B-LOC",), review_id=999), NER)
+    [other] = store.add_review_items([served("Rome", 0.3, model="other")])
+    with pytest.raises(WrongReviewItem, match=f"review item {other} is in other's queue, not en-ner's"):
+        store.add_correction(Correction("en-ner", ("Rome",), ("B-LOC",), review_id=other), NER)
     assert list(store.corrections("en-ner")) == []
+
+
+def test_a_correction_outlives_its_expired_review_item(store: CorrectionStore) -> None:
+    [item] = store.add_review_items([served("in Rome", 0.3)])
+    store.purge_review()
+    stored = store.add_correction(Correction("en-ner", ("in", "Rome"), ("O", "B-LOC"), review_id=item), NER)
+    assert stored.created and [s.correction.review_id for s in store.corrections("en-ner")] == [item]
 
 
 def test_export_reads_back_as_training_data(store: CorrectionStore, tmp_path: Path) -> None:
