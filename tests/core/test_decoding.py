@@ -78,6 +78,73 @@ def test_crf_viterbi_and_marginals_match_brute_force(tags: tuple[str, ...], sche
     np.testing.assert_allclose(decoded.marginals.sum(axis=1), 1.0, atol=1e-9)
 
 
+BIOES_TWO = ("B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC", "O")
+
+
+def bioes_spans(path: tuple[str, ...]) -> set[tuple[str, int, int]] | None:
+    """(label, start, end) of each entity of a BIOES sequence, or None if the sequence breaks the scheme:
+    written from the scheme's definition, not from tagger.schemes, so that its constraints are checked too."""
+    spans, opened = set(), None  # opened: (label, start) of the entity in progress
+    for i, tag in enumerate(path):
+        prefix, label = tag[0], tag[2:]
+        if prefix in "BSO" and opened is not None:
+            return None  # an entity left open
+        if prefix in "IE" and (opened is None or opened[0] != label):
+            return None  # inside or closing an entity that is not open
+        if prefix == "B":
+            opened = (label, i)
+        elif prefix == "S":
+            spans.add((label, i, i + 1))
+        elif prefix == "E":
+            assert opened is not None
+            spans.add((label, opened[1], i + 1))
+            opened = None
+    return spans if opened is None else None
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bioes_crf_matches_brute_force_over_the_valid_sequences_alone(length: int, seed: int) -> None:
+    """Viterbi, every merged IOB2 marginal and every span probability of the shipped scheme (BIOES in, IOB2
+    out) against the sum over the sequences BIOES allows, scored by the learned CRF alone (no constraint
+    matrix): a wrong constraint, a wrong merge or a wrong recursion each changes some number here."""
+    rng = np.random.default_rng(100 * seed + length)
+    crf = random_crf(len(BIOES_TWO), rng)
+    decoder = Decoder(BIOES_TWO, "BIOES", crf)
+    emissions = rng.normal(size=(length, len(BIOES_TWO))) * 2
+    valid: list[tuple[tuple[int, ...], float, set[tuple[str, int, int]]]] = []
+    for path in itertools.product(range(len(BIOES_TWO)), repeat=length):
+        spans = bioes_spans(tuple(BIOES_TWO[i] for i in path))
+        if spans is None:
+            continue
+        score = crf.start[path[0]] + crf.end[path[-1]] + sum(emissions[i, p] for i, p in enumerate(path))
+        valid.append((path, float(score + sum(crf.transitions[a, b] for a, b in itertools.pairwise(path))), spans))
+    log_z = np.logaddexp.reduce([score for _, score, _ in valid])
+    iob2 = {tag: ("B-" if tag[0] in "BS" else "I-") + tag[2:] if tag != "O" else "O" for tag in BIOES_TWO}
+    marginals: dict[tuple[int, str], float] = {}
+    span_mass: dict[tuple[str, int, int], float] = {}
+    for path, score, spans in valid:
+        p = float(np.exp(score - log_z))
+        for i, tag in enumerate(path):
+            marginals[i, iob2[BIOES_TWO[tag]]] = marginals.get((i, iob2[BIOES_TWO[tag]]), 0.0) + p
+        for span in spans:
+            span_mass[span] = span_mass.get(span, 0.0) + p
+    best, _, best_spans = max(valid, key=lambda one: one[1])
+
+    decoded = decoder.decode(emissions)
+    assert decoded.ids.tolist() == list(best)
+    assert decoded.tags == [iob2[BIOES_TWO[i]] for i in best]
+    assert set(decoded.output_tags) == set(iob2.values())
+    expected = np.array([[marginals.get((i, tag), 0.0) for tag in decoded.output_tags] for i in range(length)])
+    np.testing.assert_allclose(decoded.marginals, expected, atol=1e-9)
+    np.testing.assert_allclose(
+        decoded.probs, expected[np.arange(length), [decoded.output_tags.index(t) for t in decoded.tags]], atol=1e-9
+    )
+    assert {(s.label, s.start, s.end) for s in decoded.spans} == best_spans
+    for span in decoded.spans:
+        assert span.score == pytest.approx(span_mass[span.label, span.start, span.end], abs=1e-9)
+
+
 def test_bioes_probabilities_are_merged_into_iob2_tags() -> None:
     rng = np.random.default_rng(3)
     decoder = Decoder(BIOES, "BIOES", random_crf(5, rng))
