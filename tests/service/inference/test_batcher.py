@@ -225,3 +225,41 @@ def test_a_stream_of_new_requests_never_starves_one_that_has_had_its_turn() -> N
     long_turns = [i for i, request in enumerate(anchors) if request == 0]
     assert len(long_turns) == 10  # all ten of its sentences ran
     assert max(b - a for a, b in itertools.pairwise(long_turns)) <= 2  # never more than one apart
+
+
+def test_the_queue_gives_a_request_behind_a_big_one_the_next_batch() -> None:
+    """The queue's own order (what both batchers and the inference process take batches from): a small request
+    that arrives behind a big one runs in the next batch, not after the big one's last sentence."""
+    from service.inference.queue import BatchQueue
+
+    loop = asyncio.new_event_loop()
+    queue: BatchQueue[asyncio.Future[object]] = BatchQueue("m", BatchLimits(batch_tokens=60, max_padding=0.1))
+    queue.put([Item(sentence(30), loop.create_future(), 0.0, 1e9, request=1) for _ in range(8)])
+    queue.put([Item(sentence(3), loop.create_future(), 0.1, 1e9, request=2)])
+    order = []
+    while queue.depth:
+        batch, _ = queue.take_now()
+        order.append(sorted({item.request for item in batch}))
+    loop.close()
+    assert order[0] == [1] and order[1] == [2], order  # oldest-first would run the big one's 8 sentences first
+    assert len(order) == 5  # and the big one still goes two sentences a batch
+
+
+async def test_an_inference_process_refuses_at_once_what_its_queued_work_would_keep_past_the_deadline() -> None:
+    """Admission counts the tokens an inference process owes (ProcessBatcher), not only the request's own."""
+    from service.inference.admission import Overloaded
+    from service.inference.process_batcher import ProcessBatcher
+    from service.settings import Settings
+
+    batcher = ProcessBatcher("m", "unused", Settings(), create_metrics())  # not started: what it is sent waits
+    batcher._speed.slots_per_second = 1_000.0  # as measured in warm-up
+    first = batcher.submit([sentence(300), sentence(300)], time.perf_counter() + 1.0)  # 0.6 s alone: admitted
+    with pytest.raises(Overloaded, match=r"about 0\.6 s of work queued") as refused:
+        batcher.submit([sentence(500)], time.perf_counter() + 1.0)  # 0.5 s alone, 1.1 s behind the first
+    assert refused.value.retry_after == pytest.approx(0.1, abs=0.02)
+    assert batcher.depth == 2  # the refused request was never queued
+    for future in first:
+        future.cancel()  # the first request gives up: its work is no longer ahead
+    await asyncio.sleep(0)
+    assert batcher.depth == 0
+    batcher.submit([sentence(500)], time.perf_counter() + 1.0)
