@@ -9,9 +9,13 @@
         metadata.json   format version, task, schemes, decoder, config,
                         provenance, scores, and the sha256 of every file above
 
-`load_export` refuses a folder whose format version it does not know or whose
-files do not match their recorded sha256, naming the file and the problem:
-a model that serves must be the model that was checked at export.
+`load_export` refuses a folder whose format version it does not know, whose
+metadata is not of the types `Metadata` declares (each field checked: a
+number where a string belongs would load and then break every route that
+lists the models), or whose files do not match their recorded sha256, naming
+the file and the problem: a model that serves must be the model that was
+checked at export. metadata.json is bounded (`MAX_METADATA_BYTES`): it is
+read whenever the models folder is scanned.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import types
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from tagger.decoding import CrfScores, Decoder
 from tagger.encoding import Vocab
@@ -36,6 +41,9 @@ CRF_FILE = "crf.json"
 PROFILE_FILE = "profile.json"
 INPUT_NAMES = ("words", "cases", "chars", "lengths")
 OUTPUT_NAMES = ("scores",)
+# metadata.json is about 10 kB (config, scores, sha256s); read at every scan of the models folder, it is bounded
+# so that one huge file cannot stall the readers (104 MB took 0.2-0.8 s a scan)
+MAX_METADATA_BYTES = 1 << 20
 
 
 class ArtifactError(RuntimeError):
@@ -83,28 +91,100 @@ def write_json(path: Path, data: Any, compact: bool = False) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, limit: int | None = None) -> Any:
+    """The JSON document in `path`: refused (naming the file) if missing, over `limit` bytes, not UTF-8 JSON,
+    nested past the parser's depth, or holding NaN or Infinity (which JSON does not have)."""
     if not path.is_file():
         raise ArtifactError(f"{path}: missing; an export folder needs {MODEL_FILE}, {VOCAB_FILE} and {METADATA_FILE}")
+    with open(path, "rb") as f:
+        raw = f.read() if limit is None else f.read(limit + 1)
+    if limit is not None and len(raw) > limit:
+        raise ArtifactError(f"{path}: over {limit} bytes, the limit for a {path.name} (an export writes a few kB)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, a number too long, NaN or Infinity
         raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ArtifactError(f"{path}: not valid JSON (nested too deep)") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_metadata_json(folder: Path) -> Any:
+    """metadata.json parsed, bounded by MAX_METADATA_BYTES, not yet checked (a scan of the models folder)."""
+    return _read_json(folder / METADATA_FILE, MAX_METADATA_BYTES)
 
 
 def read_metadata(folder: Path) -> Metadata:
-    """Read and check metadata.json; checks the format version before anything else."""
-    data = _read_json(folder / METADATA_FILE)
+    """Read and check metadata.json: the format version before anything else, then every field's type."""
+    path = folder / METADATA_FILE
+    data = read_metadata_json(folder)
     version = data.get("format_version") if isinstance(data, dict) else None
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # true and 1.0 equal 1 in Python
         raise ArtifactError(
-            f"{folder / METADATA_FILE}: format_version {version!r} is not supported "
+            f"{path}: format_version {version!r} is not supported "
             f"(this tagger reads version {FORMAT_VERSION}); re-export the model"
         )
-    try:
-        return Metadata(**data)
-    except TypeError as err:
-        raise ArtifactError(f"{folder / METADATA_FILE}: unexpected fields ({err})") from None
+    hints = get_type_hints(Metadata)
+    known = {f.name: f for f in fields(Metadata)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ArtifactError(f"{path}: unexpected fields {unknown}; a Metadata has {sorted(known)}")
+    for name, one in known.items():
+        if name not in data:
+            if one.default is MISSING and one.default_factory is MISSING:
+                raise ArtifactError(f"{path}: field {name!r} is missing")
+            continue
+        problem = _mistyped(data[name], hints[name], name)
+        if problem:
+            raise ArtifactError(f"{path}: {problem}")
+    return Metadata(**data)
+
+
+def _mistyped(value: Any, hint: Any, where: str) -> str | None:
+    """What is wrong with `value` as a `hint` (str, int, float, bool, None, Any, X | Y, list[X], dict[str, X])."""
+    origin = get_origin(hint)
+    if hint is Any:
+        return None
+    if origin in (Union, types.UnionType):
+        problems = [_mistyped(value, one, where) for one in get_args(hint)]
+        return None if None in problems else f"field {where!r} is {_shown(value)}; expected {_named(hint)}"
+    if origin is list:
+        if not isinstance(value, list):
+            return f"field {where!r} is {_shown(value)}; expected {_named(hint)}"
+        (item,) = get_args(hint)
+        return next((p for i, v in enumerate(value) if (p := _mistyped(v, item, f"{where}[{i}]"))), None)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return f"field {where!r} is {_shown(value)}; expected {_named(hint)}"
+        _, item = get_args(hint)
+        return next((p for k, v in value.items() if (p := _mistyped(v, item, f"{where}[{k!r}]"))), None)
+    expected = type(None) if hint is None else hint
+    if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+        return f"field {where!r} is {_shown(value)}; expected {_named(hint)}"
+    return None
+
+
+def _named(hint: Any) -> str:
+    """A type as a JSON document has it."""
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_named(one) for one in get_args(hint))
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", type(None): "null"}
+    return names.get(hint) or {list: "a list", dict: "an object"}.get(get_origin(hint), "any value")
+
+
+def _shown(value: Any) -> str:
+    """A value as the message shows it: its JSON kind and, if a short scalar, itself."""
+    kind = {bool: "true or false", str: "a string", int: "an integer", float: "a number", list: "a list"}
+    if value is None:
+        return "null"
+    what = kind.get(type(value), "an object")
+    if isinstance(value, list | dict):
+        return what if value else f"an empty {what.removeprefix('a ').removeprefix('an ')}"
+    text = json.dumps(value, ensure_ascii=False)
+    return f"{what} ({text})" if len(text) <= 40 else what
 
 
 def verify_files(folder: Path, metadata: Metadata) -> None:
@@ -137,7 +217,7 @@ def load_export(folder: str | Path) -> tuple[Metadata, Vocab]:
     verify_files(folder, metadata)
     try:
         vocab = Vocab.from_dict(_read_json(folder / VOCAB_FILE))
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:  # of a JSON of other shapes
         raise ArtifactError(f"{folder / VOCAB_FILE}: invalid vocabulary ({err})") from None
     if list(vocab.tags) != metadata.tags:
         raise ArtifactError(f"{folder}: tags in {VOCAB_FILE} and {METADATA_FILE} differ")
@@ -160,7 +240,7 @@ def load_decoder(folder: str | Path, metadata: Metadata, vocab: Vocab) -> Decode
         try:
             crf = CrfScores.from_dict(_read_json(folder / CRF_FILE))
             return Decoder(vocab.tags, scheme, crf)
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             raise ArtifactError(f"{folder / CRF_FILE}: invalid CRF scores ({err})") from None
     return Decoder(vocab.tags, scheme)
 
