@@ -31,6 +31,7 @@ from service.errors import (
 )
 from service.models.repository import Repository
 from service.models.served import load_served, warm_up
+from service.observability.drift import DriftCollector
 from service.observability.metrics import InferenceProcesses, create_metrics
 from service.oip import routes as oip
 from service.oip.control import control_router
@@ -52,6 +53,9 @@ def create_app(settings: Settings) -> FastAPI:
         # a copy: with TAGGER_METRICS_PORT this runs in prometheus_client's thread while loads change the dict
         InferenceProcesses(lambda: {n: m.batcher.pid for n, m in list(state.models.items()) if m.batcher.pid})
     )
+    # drift statistics of every served version against its reference (a copy of the dict: read in prometheus_client's
+    # thread with TAGGER_METRICS_PORT, while loads change it)
+    metrics.prometheus.register(DriftCollector(lambda: [m.drift for m in list(state.models.values()) if m.drift]))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

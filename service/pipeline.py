@@ -159,6 +159,8 @@ async def submit(
         raise ApiError(422, "request_too_slow", str(err), field) from None
     except (QueueFull, Draining, ProcessLost, Overloaded) as err:
         raise refused(err) from None
+    if served.drift is not None and prepared.encoded:  # queued: its tokens count (the outputs, where they are run)
+        served.drift.count_input([tokens for tokens in prepared.tokens if tokens])
     answers = await wait_for_results(futures, request, settings.request_timeout_s) if futures else []
     return placed(prepared, answers, len(served.output_tags))
 

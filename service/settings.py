@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         False, description="ONNX Runtime threads busy-wait between ops (steals the CPU the event loop needs)"
     )
     warmup: bool = Field(True, description="run a grid of batch shapes before /readyz turns ready")
+    drift: bool = Field(
+        True,
+        description="count drift statistics (unknown words, case, script, tags, confidence) per model and version "
+        "against the export's reference profile: tagger_drift_* metrics and GET /v1/models/{model}/drift",
+    )
 
     # access (service.edge.access): off unless set
     api_keys_file: Path | None = Field(

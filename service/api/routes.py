@@ -12,6 +12,7 @@ from service.api.answers import answer
 from service.api.schemas import (
     ConlluResponse,
     DisplacyResponse,
+    DriftReport,
     ErrorResponse,
     Limits,
     ModelInfo,
@@ -19,7 +20,9 @@ from service.api.schemas import (
     TagRequest,
     TagResponse,
 )
+from service.errors import ApiError
 from service.models.served import Served
+from service.observability.drift import compare
 from service.pipeline import tag_current
 from service.settings import Settings
 from service.state import AppState, StateDep
@@ -38,7 +41,9 @@ async def tag_request(state: AppState, name: str, body: TagRequest, request: Req
     # Serialized here: FastAPI would otherwise re-validate the whole response
     # against its schema (which documents it) on the event loop, per request.
     payload = answer(name, body, prepared, tagged, served)
-    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
+    return Response(
+        json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")), media_type="application/json"
+    )
 
 
 # The tag routes read the state from the app directly: a dependency costs
@@ -121,3 +126,26 @@ def echo_response(body: TagRequest) -> Response:
     """The request, parsed and validated, as its answer: serialized as the tag routes serialize theirs."""
     payload = body.model_dump(exclude_none=True)
     return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
+
+
+@router.get(
+    "/v1/models/{model}/drift",
+    summary="Drift: live figures against the model's reference",
+    responses={code: {"model": ErrorResponse} for code in (401, 404, 429)},
+)
+async def model_drift(model: str, state: StateDep) -> DriftReport:
+    """This process's live drift figures for the version serving now, since it was loaded and over the last 15
+    minutes, each against the reference profile its export carries (unknown-word rate, low-confidence share, case,
+    script and tag mixes, with the PSI the alerts read). Several replicas: Prometheus's recording rules sum them."""
+    served = state.served(model)
+    if served.drift is None:
+        raise ApiError(404, "drift_off", "drift statistics are off on this server (TAGGER_DRIFT=false)", "model")
+    seconds, recent = served.drift.window()
+    reference = served.drift.reference
+    return DriftReport(
+        model=served.name,
+        version=served.version,
+        reference=None if reference is None else compare(reference, None),
+        since_start=compare(served.drift.copy().profile(), reference),
+        recent=compare(recent.profile(), reference) | {"seconds": round(seconds, 1)},
+    )

@@ -203,3 +203,18 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class DriftReport(BaseModel):
+    """GET /v1/models/{model}/drift: live figures of this process against the export's reference profile.
+
+    Each figure set has tokens, sentences, unknown_rate, low_confidence_share (chosen tag's probability <= 0.8),
+    case_mix, script_mix, tag_shares and spans_per_100_tokens; live sets add `against_reference` (the ratios of the
+    unknown-word rate and the low-confidence share to the reference's, and the PSI of the case, script and tag
+    mixes) when the export has a reference."""
+
+    model: str
+    version: str
+    reference: dict[str, Any] | None = Field(description="the export's reference profile (None: it has none)")
+    since_start: dict[str, Any] = Field(description="since this version was loaded in this process")
+    recent: dict[str, Any] = Field(description="over the last 15 minutes (`seconds`: the span covered)")

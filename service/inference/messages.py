@@ -13,6 +13,7 @@ codebase):
                        Refused(keys, message, reason)   the inference process's own queue bound
                        Late(keys)                       past the deadline, never run
                        Alive()                          nothing else sent for HEARTBEAT_S: not hung
+                       DriftCounts(counts)              drift statistics of the outputs since the last ones
                        Drained()
 
 NamedTuples, not dataclasses: they pickle as a tuple plus one reference to
@@ -26,7 +27,7 @@ from __future__ import annotations
 import pickle
 import struct
 from collections.abc import Iterator, Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from tagger.decoding import Tagged
 
@@ -120,8 +121,18 @@ class Alive(NamedTuple):
 HEARTBEAT_S = 0.5  # seconds between heartbeats of an idle inference process
 
 
+class DriftCounts(NamedTuple):
+    """The drift statistics the inference process counted on its outputs (chosen tags, their probabilities,
+    spans: `tagger.profile.Counts.to_dict`) since it last sent them; at most one every DRIFT_EVERY_S."""
+
+    counts: dict[str, Any]
+
+
+DRIFT_EVERY_S = 0.5
+
+
 ToWorker = Submit | Cancel | Drain
-ToServer = Ready | LoadError | BatchDone | Failed | Refused | Late | Drained | Alive
+ToServer = Ready | LoadError | BatchDone | Failed | Refused | Late | Drained | Alive | DriftCounts
 Message = ToWorker | ToServer
 
 

@@ -25,6 +25,7 @@ from typing import Literal, NamedTuple
 
 from service.inference.admission import Draining, QueueFull
 from service.inference.messages import (
+    DRIFT_EVERY_S,
     HEARTBEAT_S,
     Alive,
     BatchDone,
@@ -32,6 +33,7 @@ from service.inference.messages import (
     Cancel,
     Drain,
     Drained,
+    DriftCounts,
     Failed,
     Late,
     LoadError,
@@ -49,6 +51,7 @@ from service.inference.scheduling import BatchLimits, Item
 from service.settings import Settings
 from tagger.artifact import MODEL_FILE, ArtifactError
 from tagger.encoding import Encoded, pad
+from tagger.profile import Profiler
 from tagger.runtime import load_runtime
 
 
@@ -80,6 +83,10 @@ class _Worker:
         self.inbox = bytearray()
         self.server_gone = False
         self.sent = time.monotonic()  # when a message last went to the server (heartbeats fill the silence)
+        # drift statistics of the outputs, where the scores are: sent every DRIFT_EVERY_S while there are some
+        self.profiler = Profiler(self.runtime.vocab, self.runtime.decoder) if settings.drift else None
+        self.drift = self.profiler.counts() if self.profiler is not None else None
+        self.drift_sent = time.monotonic()
 
     def send(self, message: Message) -> None:
         try:
@@ -91,11 +98,19 @@ class _Worker:
     def serve(self) -> None:
         """Until drained (or the server is gone): take in messages, run batches, and say Alive when silent."""
         while not self.server_gone:
+            if (
+                self.drift is not None
+                and self.drift.chosen.any()
+                and time.monotonic() - self.drift_sent >= DRIFT_EVERY_S
+            ):
+                self.send_drift()
             if time.monotonic() - self.sent >= HEARTBEAT_S:
                 self.send(Alive())
             if self.queue.depth:
                 wait: float | None = self.queue.fill_time()
             elif self.queue.draining:
+                if self.drift is not None and self.drift.chosen.any():
+                    self.send_drift()  # what the last batches counted, before the process goes
                 self.send(Drained())
                 return
             else:
@@ -109,6 +124,11 @@ class _Worker:
                 self.send(Late([item.ticket.key for item in late]))
             if batch:
                 self.run(batch)
+
+    def send_drift(self) -> None:
+        assert self.profiler is not None and self.drift is not None
+        self.send(DriftCounts(self.drift.to_dict()))
+        self.drift, self.drift_sent = self.profiler.counts(), time.monotonic()
 
     def receive(self) -> None:
         data = self.sock.recv(1 << 20)
@@ -154,6 +174,8 @@ class _Worker:
             return
         seconds = time.perf_counter() - started
         self.queue.speed.record(padded.words.size, seconds)
+        if self.profiler is not None and self.drift is not None:
+            self.profiler.count_output(self.drift, decoded)
         report = BatchReport(
             sentences=len(batch),
             slots=padded.words.size,

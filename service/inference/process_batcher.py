@@ -24,7 +24,7 @@ import logging
 import multiprocessing
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from service.inference import process as inference_process
@@ -46,6 +46,7 @@ from service.inference.messages import (
     Cancel,
     Drain,
     Drained,
+    DriftCounts,
     Failed,
     Late,
     LoadError,
@@ -61,6 +62,7 @@ from service.observability.metrics import Metrics
 from service.settings import Settings
 from tagger.decoding import Tagged
 from tagger.encoding import Encoded
+from tagger.profile import Counts
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_S = 1.0  # between a crashed inference process and its replacement
@@ -80,8 +82,10 @@ class ProcessBatcher:
         metrics: Metrics,
         files: dict[str, str] | None = None,
         trial: bool = False,
+        on_drift: Callable[[Counts], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_drift = on_drift  # takes the drift statistics the inference process counted on its outputs
         self._folder = folder
         self._files = files  # the sha256s the server read: an inference process serving other files refuses
         self._trial = trial  # a new version on trial: no restart if its first inference process fails
@@ -311,6 +315,9 @@ class ProcessBatcher:
             log.error("model %r: the inference process cannot load %s: %s", self.name, self._folder, message.message)
             if self._first is not None and not self._first.done():
                 self._first.set_exception(LoadFailed(message.message))
+        elif isinstance(message, DriftCounts):
+            if self._on_drift is not None:
+                self._on_drift(Counts.from_dict(message.counts))
         elif isinstance(message, Drained) and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 

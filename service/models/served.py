@@ -21,11 +21,21 @@ from service.inference.batcher import ModelBatcher
 from service.inference.in_process import InProcessBatcher
 from service.inference.process_batcher import ProcessBatcher
 from service.inference.scheduling import BatchLimits
+from service.observability.drift import ModelDrift
 from service.observability.metrics import Metrics
 from service.settings import Settings
-from tagger.artifact import METADATA_FILE, MODEL_FILE, ArtifactError, Metadata, load_decoder, load_export
+from tagger.artifact import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    Metadata,
+    load_decoder,
+    load_export,
+    load_profile,
+)
 from tagger.decoding import Tagged
 from tagger.encoding import Batch, Vocab
+from tagger.profile import Profiler
 from tagger.runtime import Runtime, load_runtime
 
 CARD_FILE = "README.md"
@@ -43,6 +53,7 @@ class Served:
     output_tags: tuple[str, ...]  # the tags responses carry (IOB2 for span models): top_k's columns
     batcher: ModelBatcher
     card: str | None = None  # the export's README.md (its model card), shown by GET /v1/models/{model}
+    drift: ModelDrift | None = None  # live drift counts against the export's reference (None: TAGGER_DRIFT=false)
 
     @property
     def version(self) -> str:
@@ -111,13 +122,30 @@ def build_served(folder: Path, settings: Settings, metrics: Metrics, trial: bool
     if settings.inference_process:
         metadata, vocab = load_export(folder)  # verifies every file's sha256, the graph's included
         decoder = load_decoder(folder, metadata, vocab)
-        batcher: ModelBatcher = ProcessBatcher(metadata.name, str(folder), settings, metrics, metadata.files, trial)
-        return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher, _card(folder))
+        drift = _drift(folder, metadata, vocab, decoder.output_tags, settings)
+        on_drift = drift.add if drift is not None else None
+        batcher: ModelBatcher = ProcessBatcher(
+            metadata.name, str(folder), settings, metrics, metadata.files, trial, on_drift=on_drift
+        )
+        return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher, _card(folder), drift)
     runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)
-    warm_up = runtime.warm_up if settings.warmup else None
-    batcher = InProcessBatcher(runtime.name, _tagging(runtime), BatchLimits.of(settings), metrics, warm_up=warm_up)
     tags = runtime.decoder.output_tags
-    return Served(runtime.name, folder, runtime.metadata, runtime.vocab, tags, batcher, _card(folder))
+    drift = _drift(folder, runtime.metadata, runtime.vocab, tags, settings)
+    warm_up = runtime.warm_up if settings.warmup else None
+    run = _tagging(runtime, drift)
+    batcher = InProcessBatcher(runtime.name, run, BatchLimits.of(settings), metrics, warm_up=warm_up)
+    return Served(runtime.name, folder, runtime.metadata, runtime.vocab, tags, batcher, _card(folder), drift)
+
+
+def _drift(
+    folder: Path, metadata: Metadata, vocab: Vocab, output_tags: tuple[str, ...], settings: Settings
+) -> ModelDrift | None:
+    """The model's live drift counts, against its export's reference profile (verified; None if it has none)."""
+    if not settings.drift:
+        return None
+    reference = load_profile(folder, metadata)
+    version = metadata.files[MODEL_FILE][:12]
+    return ModelDrift.of(metadata.name, version, vocab, output_tags, metadata.scheme is not None, reference)
 
 
 def _card(folder: Path) -> str | None:
@@ -126,11 +154,18 @@ def _card(folder: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def _tagging(runtime: Runtime) -> Callable[[Batch], list[Tagged]]:
-    """The in-process batcher's model: a padded batch -> each sentence's `Tagged`, probabilities included."""
+def _tagging(runtime: Runtime, drift: ModelDrift | None) -> Callable[[Batch], list[Tagged]]:
+    """The in-process batcher's model: a padded batch -> each sentence's `Tagged`, probabilities included (and
+    the drift statistics of its outputs counted, as an inference process counts them)."""
+    profiler = Profiler(runtime.vocab, runtime.decoder) if drift is not None else None
 
     def tag(batch: Batch) -> list[Tagged]:
-        return [decoded.tagged() for decoded in runtime.tag(batch)]
+        decoded = runtime.tag(batch)
+        if profiler is not None and drift is not None:
+            delta = profiler.counts()
+            profiler.count_output(delta, decoded)
+            drift.add(delta)
+        return [one.tagged() for one in decoded]
 
     return tag
 

@@ -105,6 +105,12 @@ TRIGGERS: dict[tuple[str, str], dict[str, Trigger]] = {
         "404": one("plain", "GET", "/v1/models/nope"),
         "429": twice("limited", "GET", "/v1/models/tiny"),
     },
+    ("get", "/v1/models/{model}/drift"): {
+        "200": one("plain", "GET", "/v1/models/tiny/drift"),
+        "401": one("keys", "GET", "/v1/models/tiny/drift"),
+        "404": one("plain", "GET", "/v1/models/nope/drift"),
+        "429": twice("limited", "GET", "/v1/models/tiny/drift"),
+    },
     ("get", "/livez"): {"200": one("plain", "GET", "/livez")},
     ("get", "/readyz"): {"200": one("plain", "GET", "/readyz"), "503": draining},
     ("get", "/metrics"): {"200": one("plain", "GET", "/metrics"), "404": one("metrics elsewhere", "GET", "/metrics")},
