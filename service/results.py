@@ -6,10 +6,14 @@ rounded to 6 decimals, spans with their text and (for text inputs) character off
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from service.api.schemas import TagRequest
+from service.errors import ApiError
 from service.models.served import Served
 from service.pipeline import Prepared
 from tagger.decoding import Tagged, top_k
@@ -60,10 +64,12 @@ def _result(
     scores = None
     if body.scores:
         assert tagged.probs is not None, "scores were asked for, so the batcher sent probabilities"
+        _finite(bool(np.isfinite(tagged.probs).all()), served)
         scores = [round(p, 6) for p in tagged.probs.tolist()]
     best = None
     if body.top_k:
         assert tagged.marginals is not None, "top_k was asked for, so the batcher sent probabilities"
+        _finite(bool(np.isfinite(tagged.marginals).all()), served)
         found = top_k(tagged.marginals, served.output_tags, body.top_k)
         best = [[(t, round(p, 6)) for t, p in token] for token in found]
     spans = None
@@ -75,5 +81,21 @@ def _result(
                 words, chars = text[first:last], (first, last)
             else:
                 words, chars = " ".join(tokens[span.start : span.end]), None
+            _finite(math.isfinite(span.score), served)
             spans.append(SpanResult(span.label, span.start, span.end, words, round(span.score, 6), chars))
     return SentenceResult(tokens, tagged.tags, scores, best, offsets, spans)
+
+
+def _finite(finite: bool, served: Served) -> None:
+    """A probability that is not a number (NaN, infinite) never reaches an answer: JSON has no way to write it.
+
+    The load-time self-check refuses a graph that scores its probe so (`tagger.runtime.self_check`); one that
+    does so only for some inputs is refused here, per request, as the server's fault.
+    """
+    if not finite:
+        raise ApiError(
+            500,
+            "invalid_model_output",
+            f"model {served.name!r} version {served.version} gave probabilities that are not numbers (NaN or "
+            "infinite) for this input; its answer cannot be written as JSON",
+        )

@@ -124,4 +124,27 @@ def load_runtime(folder: str | Path, intra_threads: int = 0, spinning: bool = Fa
             + (" (its vocab.json has name lists)" if vocab.gazetteer is not None else "")
         )
     decoder = load_decoder(folder, metadata, vocab)
-    return Runtime(name=metadata.name, folder=folder, metadata=metadata, vocab=vocab, session=session, decoder=decoder)
+    runtime = Runtime(metadata.name, folder, metadata, vocab, session, decoder)
+    self_check(runtime)
+    return runtime
+
+
+SELF_CHECK = [["The", "self", "check", "runs", "here", "."], ["A"]]
+
+
+def self_check(runtime: Runtime) -> None:
+    """Run a probe batch and refuse a graph whose scores or probabilities are not finite (NaN, infinite).
+
+    Such a graph would load and serve: its tags would be arbitrary, and its scores, written as bare NaN, would make
+    every answer that carries them invalid JSON. Refused here, it is refused at load with the file named.
+    """
+    batch = runtime.vocab.encode(SELF_CHECK)
+    scores = runtime.run(batch)
+    real = np.arange(scores.shape[1])[None, :] < batch.lengths[:, None]  # padded positions are meaningless
+    decoded = runtime.decoder.decode_batch(scores, batch.lengths)
+    finite = np.isfinite(scores[real]).all() and all(np.isfinite(d.marginals).all() for d in decoded)
+    if not finite:
+        raise ArtifactError(
+            f"{runtime.folder / MODEL_FILE}: the graph's scores for a probe sentence are not finite (NaN or "
+            "infinite); a model that serves must score every token with a number"
+        )

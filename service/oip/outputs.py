@@ -76,7 +76,9 @@ def output_tensors(results: Sequence[SentenceResult], asked: list[Asked], k: int
     for name in (a.name for a in asked):
         datatype, rank = OUTPUTS[name][0], len(OUTPUTS[name][1])
         if name == "spans":
-            data = [json.dumps(spans_json(r), ensure_ascii=False, separators=(",", ":")) for r in results]
+            data = [
+                json.dumps(spans_json(r), ensure_ascii=False, allow_nan=False, separators=(",", ":")) for r in results
+            ]
             tensors.append(Tensor(name, datatype, [n], data))
             continue
         width = {"offsets": 2, "top_k_tags": k, "top_k_scores": k}.get(name, 1)
@@ -115,5 +117,7 @@ def answer_body(head: dict[str, Any], tensors: list[Tensor], asked: list[Asked])
         else:
             entry["data"] = tensor.data
         outputs.append(entry)
-    header = json.dumps({**head, "outputs": outputs}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    header = json.dumps(
+        {**head, "outputs": outputs}, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")
     return (header + b"".join(blobs), len(header)) if blobs else (header, None)
