@@ -264,14 +264,15 @@ class ProcessBatcher:
             else:
                 ours.close()
         await asyncio.to_thread(process.join)
+        exitcode = process.exitcode
+        self._process = None  # first: `pid` (read by the metrics, from any thread) must not see a closed process
+        process.close()  # its pipes now, not whenever the garbage collector finds it (issue 30 item 5)
         if self._first is not None and not self._first.done():
-            self._first.set_exception(
-                LoadFailed(f"its inference process exited (code {process.exitcode}) before it was ready")
-            )
+            self._first.set_exception(LoadFailed(f"its inference process exited (code {exitcode}) before it was ready"))
         if not self._drained.done():
             self._drained.set_result(None)
-        self._fail_all(ProcessLost(f"model {self.name!r}: its inference process exited (code {process.exitcode})"))
-        return process.exitcode
+        self._fail_all(ProcessLost(f"model {self.name!r}: its inference process exited (code {exitcode})"))
+        return exitcode
 
     def _kill(self) -> None:
         if self._process is not None and self._process.is_alive():
