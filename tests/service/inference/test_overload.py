@@ -1,18 +1,21 @@
 """When the model cannot keep up: a full queue is 503, a late result 504, and a client that leaves costs no compute.
 
-The model is held at a gate (its `tag` waits until the test opens it), so the
-queue fills and deadlines pass on cue instead of by racing a real load. The
-gate is a patch of this process, so these run the model in a thread of the
-server (`inference_process=False`); tests/service/inference/test_inference_process.py holds an
-inference process with SIGSTOP instead.
+Each runs in both modes, production's first: the model in an inference process of its own (held with SIGSTOP,
+released with SIGCONT) and in a thread of the server (`inference_process=False`: held at a gate, a patch of this
+process's `Runtime.tag` that waits until the test opens it). So the queue fills and deadlines pass on cue instead
+of by racing a real load. What ran is read from `tagger_sentences_total`, which both modes count.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,15 +31,15 @@ from tagger.runtime import Runtime
 from tests.helpers import abandon_request, metrics, serving, until
 
 pytestmark = [pytest.mark.trains, pytest.mark.server]
+MODES = pytest.mark.parametrize("inference_process", [True, False], ids=["own-process", "server-thread"])
 
 
 @dataclass
 class Gate:
-    """Holds every batch until opened; records what ran."""
+    """Holds every batch run in this process until opened."""
 
     open: threading.Event = field(default_factory=threading.Event)
     waiting: threading.Event = field(default_factory=threading.Event)  # a batch is held at the gate
-    ran: list[list[int]] = field(default_factory=list)  # each batch's sentence lengths
 
 
 @pytest.fixture
@@ -48,28 +51,67 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     def held(self: Runtime, batch: Batch) -> Any:
         gate.waiting.set()
         assert gate.open.wait(30), "the test never opened the gate"
-        gate.ran.append(batch.lengths.tolist())
         return original(self, batch)
 
-    monkeypatch.setattr(Runtime, "tag", held)
+    monkeypatch.setattr(Runtime, "tag", held)  # an inference process is spawned: it never sees this patch
     yield gate
     gate.open.set()
 
 
-@pytest.fixture
-def app_with(models_dir: Path, gate: Gate) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
+@dataclass
+class Hold:
+    """Holds a model wherever it runs: its inference process stopped, or its thread at the gate."""
 
-    def start(**settings: Any) -> TestClient:
-        config = Settings(models=models_dir, default_model="tiny", inference_process=False, **settings)
-        client = TestClient(create_app(config))
+    app: Any
+    gate: Gate
+
+    @property
+    def batcher(self) -> Any:
+        return self.app.state.tagger.models["tiny"].batcher
+
+    def hold(self) -> None:
+        if self.batcher.pid is not None:
+            os.kill(self.batcher.pid, signal.SIGSTOP)
+        else:
+            self.gate.waiting.clear()
+            self.gate.open.clear()
+
+    def release(self) -> None:
+        if self.batcher.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.batcher.pid, signal.SIGCONT)
+        self.gate.open.set()
+
+    def occupy(self, pool: ThreadPoolExecutor, send: Callable[[], Any]) -> Future[Any] | None:
+        """In a thread of the server, a request taken into a batch held at the gate (what a stopped inference
+        process has not got: it takes nothing); None in an inference process."""
+        if self.batcher.pid is not None:
+            return None
+        running = pool.submit(send)
+        until(self.gate.waiting.is_set)
+        return running
+
+
+def sentences_tagged(text: str) -> float:
+    match = re.search(r'^tagger_sentences_total\{model="tiny"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.fixture
+def app_with(models_dir: Path, gate: Gate) -> Iterator[Callable[..., tuple[TestClient, Hold]]]:
+    clients: list[TestClient] = []
+    holds: list[Hold] = []
+
+    def start(**settings: Any) -> tuple[TestClient, Hold]:
+        client = TestClient(create_app(Settings(models=models_dir, default_model="tiny", **settings)))
         clients.append(client.__enter__())
-        until(lambda: client.get("/readyz").status_code == 200)
-        gate.ran.clear()  # warm-up batches
-        gate.waiting.clear()
-        return client
+        until(lambda: client.get("/readyz").status_code == 200, seconds=60)
+        holds.append(Hold(client.app, gate))
+        return client, holds[-1]
 
     yield start
+    for hold in holds:
+        hold.release()
     for client in clients:
         client.__exit__(None, None, None)
 
@@ -78,45 +120,52 @@ def tag(client: TestClient, *sentences: list[str]) -> Any:
     return client.post("/v1/tag", json={"sentences": list(sentences)})
 
 
+@MODES
 def test_a_full_queue_is_503_with_retry_after_and_spares_the_queued(
-    app_with: Callable[..., TestClient], gate: Gate
+    app_with: Callable[..., tuple[TestClient, Hold]], inference_process: bool
 ) -> None:
-    client = app_with(queue_size=3, request_timeout_s=20)
-    batcher = client.app.state.tagger.models["tiny"].batcher  # type: ignore[attr-defined]
-    gate.open.clear()
-    with ThreadPoolExecutor(2) as pool:
-        running = pool.submit(tag, client, ["The", "cat"])  # taken by the model, held at the gate
-        until(gate.waiting.is_set)
-        queued = pool.submit(tag, client, ["A"], ["dog", "barks"], ["Hi"])  # fills the queue: 3 of 3
-        until(lambda: batcher.depth == 3)
+    client, hold = app_with(queue_size=3, request_timeout_s=20, inference_process=inference_process)
+    hold.hold()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            running = hold.occupy(pool, lambda: tag(client, ["The", "cat"]))
+            queued = pool.submit(tag, client, ["A"], ["dog", "barks"], ["Hi"])  # fills the queue: 3 of 3
+            until(lambda: hold.batcher.depth == 3)
 
-        refused = tag(client, ["One", "more"])
-        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-        error = refused.json()["error"]
-        assert error["reason"] == "queue_full" and "TAGGER_QUEUE_SIZE" in error["message"]
+            refused = tag(client, ["One", "more"])
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            error = refused.json()["error"]
+            assert error["reason"] == "queue_full" and "TAGGER_QUEUE_SIZE" in error["message"]
 
-        gate.open.set()
-        assert running.result().status_code == 200
-        assert [r["tokens"] for r in queued.result().json()["results"]] == [["A"], ["dog", "barks"], ["Hi"]]
+            hold.release()
+            assert running is None or running.result().status_code == 200
+            assert [r["tokens"] for r in queued.result().json()["results"]] == [["A"], ["dog", "barks"], ["Hi"]]
+    finally:
+        hold.release()
     assert tag(client, ["Room", "again"]).status_code == 200
 
 
+@MODES
 def test_a_result_past_the_deadline_is_504_and_its_queued_sentences_never_run(
-    app_with: Callable[..., TestClient], gate: Gate
+    app_with: Callable[..., tuple[TestClient, Hold]], inference_process: bool
 ) -> None:
-    client = app_with(request_timeout_s=0.3)
-    gate.open.clear()
-    with ThreadPoolExecutor(1) as pool:
-        held = pool.submit(tag, client, ["The", "cat"])  # in the model when its deadline passes
-        until(gate.waiting.is_set)
-        late = tag(client, ["Dogs", "bark", "at", "the", "moon"])  # queued behind it past its deadline
-        assert late.status_code == 504
-        assert late.json()["error"]["reason"] == "deadline_exceeded"
-        assert "TAGGER_REQUEST_TIMEOUT_S" in late.json()["error"]["message"]
-        assert held.result().status_code == 504
-    gate.open.set()
+    client, hold = app_with(request_timeout_s=0.5, inference_process=inference_process)
+    before = sentences_tagged(client.get("/metrics").text)
+    hold.hold()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            held = hold.occupy(pool, lambda: tag(client, ["The", "cat"]))  # in the model when its deadline passes
+            late = tag(client, ["Dogs", "bark", "at", "the", "moon"])  # queued past its deadline
+            assert late.status_code == 504
+            assert late.json()["error"]["reason"] == "deadline_exceeded"
+            assert "TAGGER_REQUEST_TIMEOUT_S" in late.json()["error"]["message"]
+            assert held is None or held.result().status_code == 504
+    finally:
+        hold.release()
     assert tag(client, ["Fine", "now"]).status_code == 200
-    assert gate.ran == [[2], [2]]  # the late request (5 tokens) cost no compute
+    ran = sentences_tagged(client.get("/metrics").text) - before
+    assert ran == 1 + (held is not None)  # "Fine now" (and the held one): the late sentence cost no compute
+    assert hold.batcher.depth == 0
 
 
 def post(base: str, body: bytes) -> int:
@@ -125,25 +174,27 @@ def post(base: str, body: bytes) -> int:
         return int(response.status)
 
 
-def test_a_client_that_leaves_costs_no_compute(models_dir: Path, gate: Gate) -> None:
-    app = create_app(Settings(models=models_dir, default_model="tiny", request_timeout_s=20, inference_process=False))
+@MODES
+def test_a_client_that_leaves_costs_no_compute(models_dir: Path, gate: Gate, inference_process: bool) -> None:
+    settings = Settings(models=models_dir, default_model="tiny", request_timeout_s=20)
+    app = create_app(settings.model_copy(update={"inference_process": inference_process}))
+    hold = Hold(app, gate)
     try:
         with serving(app) as (base, port):
-            batcher = app.state.tagger.models["tiny"].batcher
-            gate.ran.clear()  # warm-up batches
-            gate.waiting.clear()
-            gate.open.clear()
+            until(lambda: hold.batcher.available, seconds=60)
+            before = sentences_tagged(metrics(base))
+            hold.hold()
             with ThreadPoolExecutor(1) as pool:
-                held = pool.submit(post, base, b'{"sentences": [["The", "cat"]]}')
-                until(gate.waiting.is_set)
+                held = hold.occupy(pool, lambda: post(base, b'{"sentences": [["The", "cat"]]}'))
                 body = b'{"sentences": [["Dogs", "bark", "at", "the", "moon"]]}'
-                abandon_request(port, body, lambda: batcher.depth == 1, linger=DISCONNECT_GRACE_S * 2)
-                # the server notices, answers 499 into the void and counts it; the sentence stays queued, cancelled
+                abandon_request(port, body, lambda: hold.batcher.depth == 1, linger=DISCONNECT_GRACE_S * 2)
+                # the server notices, answers 499 into the void and counts it, and forgets the sentence at once
                 until(lambda: 'tagger_rejections_total{reason="client_disconnected"} 1.0' in metrics(base))
-                gate.open.set()
-                assert held.result() == 200
+                hold.release()
+                assert held is None or held.result() == 200
             assert post(base, b'{"sentences": [["Fine"]]}') == 200
-            assert batcher.depth == 0
-            assert gate.ran == [[2], [1]]  # the 5 tokens of the client that left never ran
+            assert hold.batcher.depth == 0
+            ran = sentences_tagged(metrics(base)) - before
+            assert ran == 1 + (held is not None)  # the 5 tokens of the client that left never ran
     finally:
-        gate.open.set()
+        hold.release()
