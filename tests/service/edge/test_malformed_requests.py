@@ -1,7 +1,7 @@
 """A catalogue of hostile and malformed requests: each gets its own clear 4xx, its reason, and is counted.
 
-The protocol-level ones (huge heads, slow clients, too many connections) need a
-real socket and are in test_hostile.py; these reach the app.
+The protocol-level ones (huge heads, slow clients, too many connections, a chunked body past the limit) need
+a real socket and are in test_hostile_clients.py, spoofed client addresses in test_access.py; these reach the app.
 """
 
 from __future__ import annotations
