@@ -201,7 +201,10 @@ class ProcessBatcher:
         if self._supervisor is not None:
             await self._supervisor
         if self._watchdog is not None:
+            # dropped as well: its CancelledError's traceback holds `_watch`'s frame, which holds this batcher (a
+            # cycle that kept each stopped version in memory until a full garbage collection)
             self._watchdog.cancel()
+            self._watchdog = None
         self._fail_all(shutting_down(self.name))
 
     async def _supervise(self) -> None:
