@@ -174,9 +174,10 @@ class DriftCollector(Collector):
 
 
 def _buckets(bounds: Sequence[float], counts: np.ndarray) -> list[tuple[str, float]]:
-    """Prometheus's cumulative buckets from per-bucket counts (the last one is +Inf)."""
+    """Prometheus's cumulative buckets from per-bucket counts (the last one is +Inf). No sum is exposed (the counts
+    keep none), so neither is `_count`: the +Inf bucket is the count."""
     cumulative = np.cumsum(counts).tolist()
-    return [(f"{b:g}", float(n)) for b, n in zip((*bounds, float("inf")), cumulative, strict=True)]
+    return [(f"{b:g}", float(n)) for b, n in zip(bounds, cumulative, strict=False)] + [("+Inf", float(cumulative[-1]))]
 
 
 def _reference_gauges(drifts: Sequence[ModelDrift]) -> Iterator[GaugeMetricFamily]:
