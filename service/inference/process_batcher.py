@@ -180,8 +180,13 @@ class ProcessBatcher:
         return futures
 
     def _write(self, data: bytes) -> None:
-        """To the inference process; while one is starting, kept until it is connected (the deadline still runs)."""
-        if self._transport is not None:
+        """To the inference process; while one is starting, kept until it is connected (the deadline still runs).
+
+        A socket already closing is one whose process just died, before `_run_process` has heard: kept too, and
+        failed with the rest when it has (503 `inference_restarting`). uvloop raises on a write there, which made
+        such a request a 500 and closed its client's connection (benchmarks/chaos.py).
+        """
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
         else:
             self._backlog.append(data)

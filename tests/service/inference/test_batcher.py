@@ -263,3 +263,32 @@ async def test_an_inference_process_refuses_at_once_what_its_queued_work_would_k
     await asyncio.sleep(0)
     assert batcher.depth == 0
     batcher.submit([sentence(500)], time.perf_counter() + 1.0)
+
+
+class ClosedTransport:
+    """The socket to an inference process as uvloop leaves it once the process died, before the batcher has
+    heard: closing, and raising on write (asyncio's only logs)."""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("unable to perform operation on <UnixTransport closed=True>; the handler is closed")
+
+
+async def test_a_request_sent_as_its_inference_process_dies_is_refused_as_restarting_not_failed() -> None:
+    """Found by benchmarks/chaos.py: SIGKILLed under load, 17 requests in a minute answered 500 (and their
+    connections closed) for writing to the dead process's socket in the moment before its exit was handled."""
+    from service.inference.admission import ProcessLost
+    from service.inference.process_batcher import ProcessBatcher
+    from service.settings import Settings
+
+    batcher = ProcessBatcher("m", "unused", Settings(), create_metrics())
+    batcher._transport = ClosedTransport()  # type: ignore[assignment]
+    futures = batcher.submit([sentence(3)], time.perf_counter() + 5)  # no RuntimeError: kept, like while starting
+    futures[0].cancel()  # its Cancel is written the same way
+    (second,) = batcher.submit([sentence(2)], time.perf_counter() + 5)
+    batcher._fail_all(ProcessLost("model 'm': its inference process exited (code -9)"))  # as the exit is handled
+    with pytest.raises(ProcessLost):  # a 503 inference_restarting with Retry-After
+        await second
+    assert batcher.depth == 0

@@ -152,7 +152,8 @@ def test_a_request_that_cannot_finish_in_time_is_refused_at_once(en_ner: str) ->
 
 def test_requests_the_queued_work_would_keep_past_their_deadline_are_refused_at_once() -> None:
     """Admission counts the work queued in the inference process: 24 requests at once, each well within the
-    deadline alone but together past it (even at twice the speed measured), get 200s and fast 503 `overloaded`s, not 504s after waiting."""
+    deadline alone but together past it (even at twice the speed measured), get 200s and fast 503 `overloaded`s,
+    not 504s after waiting."""
     port = free_port()
     process = start_server(ROOT / "exports", port, TAGGER_DEFAULT_MODEL="en-ner", TAGGER_REQUEST_TIMEOUT_S="2")
     base = f"http://127.0.0.1:{port}"
