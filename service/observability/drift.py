@@ -51,6 +51,7 @@ class ModelDrift:
 
     def __post_init__(self) -> None:
         self._classes = TokenClasses(self.vocab)
+        self._snapshots.append((self.started, _copied(self.counts)))  # the state at each time: counts before it
 
     @classmethod
     def of(
@@ -64,8 +65,8 @@ class ModelDrift:
         tokens = chain.from_iterable(sentences)
         codes = np.fromiter(map(self._classes.__getitem__, tokens), np.int64, int(lengths.sum()))
         with self._lock:
-            self.counts.add_codes(codes, lengths)
             self._snapshot()
+            self.counts.add_codes(codes, lengths)
 
     def add(self, delta: Counts) -> None:
         """Add what the inference side counted (chosen tags, probabilities, spans)."""
