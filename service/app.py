@@ -49,10 +49,8 @@ def create_app(settings: Settings) -> FastAPI:
     state = AppState(settings, metrics, models, Repository(settings, metrics, models))
     if settings.control_token is not None:
         state.control_digest = hashlib.sha256(settings.control_token.get_secret_value().encode()).digest()
-    metrics.prometheus.register(
-        # a copy: with TAGGER_METRICS_PORT this runs in prometheus_client's thread while loads change the dict
-        InferenceProcesses(lambda: {n: m.batcher.pid for n, m in list(state.models.items()) if m.batcher.pid})
-    )
+    # the versions serving and those draining after a swap or an unload (read from prometheus_client's thread too)
+    metrics.prometheus.register(InferenceProcesses(state.repository.processes))
     # drift statistics of every served version against its reference (a copy of the dict: read in prometheus_client's
     # thread with TAGGER_METRICS_PORT, while loads change it)
     metrics.prometheus.register(DriftCollector(lambda: [m.drift for m in list(state.models.values()) if m.drift]))

@@ -7,7 +7,9 @@ yielding in between, so every request runs wholly on the old version or
 wholly on the new. The old version is then drained (it finishes what it
 was given) and stopped. A version that fails to load is stopped and the
 old one keeps serving; the index, a log line and `tagger_model_changes`
-say why.
+say why. Any failure of one folder (an unreadable vocabulary, an exception
+nobody foresaw) is that folder's failure: it never stops a poll nor leaves
+a model LOADING. The models folder is read in threads, never on the loop.
 
 A model's name is the `name` in its export's metadata (normally its folder's
 name); its version is its graph's sha256 (the first 12 hex digits), so a
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +27,15 @@ from typing import Literal, NoReturn
 
 from service.errors import ApiError
 from service.inference.admission import LoadFailed
+from service.models.folders import Files, Found, fingerprint, look, scan, still_there
 from service.models.served import Served, build_served, describe_loaded
 from service.observability.metrics import Metrics
 from service.settings import Settings
-from tagger.artifact import METADATA_FILE, MODEL_FILE, ArtifactError
+from tagger.artifact import MODEL_FILE, ArtifactError
 
 log = logging.getLogger("tagger")
 LOAD_TIMEOUT_S = 300.0  # for a new version's inference process to load and warm up
 State = Literal["READY", "LOADING", "UNAVAILABLE"]
-Files = tuple[tuple[str, int, int], ...]  # a folder's files by name, size and modification time
 
 
 @dataclass
@@ -48,20 +49,6 @@ class Entry:
     reason: str = ""
     unloaded: bool = False  # by request: polling leaves it unloaded until a load request
     failed: Files | None = None  # the files of the last failed attempt: not retried
-
-
-@dataclass(frozen=True)
-class Found:
-    """An export folder on disk, as the repository sees it between loads (cheap: metadata only)."""
-
-    folder: Path
-    name: str | None  # None: its metadata cannot be read
-    files: dict[str, str] | None  # sha256 of each file, as its metadata says
-    problem: str = ""
-
-    def serves(self, model: Served | None) -> bool:
-        """Whether `model` is served from this folder with these very files."""
-        return model is not None and model.folder == self.folder and model.metadata.files == self.files
 
 
 @dataclass
@@ -81,14 +68,15 @@ class Repository:
     closed: bool = False  # shutting down: no more loads
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _seen: dict[Path, Files] = field(default_factory=dict)  # each folder's files at the last poll
+    _retiring: list[Served] = field(default_factory=list)  # versions unloaded or replaced, still draining
 
     def __post_init__(self) -> None:
         for name, served in self.models.items():
             self.entries[name] = Entry(name, served.folder, "READY", served.version)
 
-    def index(self) -> list[Entry]:
+    async def index(self) -> list[Entry]:
         """Every model served or found on disk, by name."""
-        for found in scan(self.settings.models):
+        for found in await asyncio.to_thread(scan, self.settings.models):
             name = found.name or found.folder.name
             if name not in self.entries:
                 self.entries[name] = Entry(name, found.folder, "UNAVAILABLE", None, found.problem or "not loaded")
@@ -103,7 +91,7 @@ class Repository:
         async with self._lock(name):
             if self.closed:
                 raise ApiError(503, "draining", "the server is shutting down", headers={"Retry-After": "5"})
-            found = self._folder_of(name)
+            found = await self._folder_of(name)
             entry = self.entries.setdefault(name, Entry(name, found.folder, "UNAVAILABLE"))
             current = self.models.get(name)
             if found.serves(current):
@@ -111,7 +99,7 @@ class Repository:
                     entry.reason = ""  # a failure of other files, or a folder gone, is over
                 entry.unloaded = False
                 return entry  # already serving these files
-            if polled and (entry.unloaded or entry.failed == fingerprint(found.folder)):
+            if polled and (entry.unloaded or entry.failed == await asyncio.to_thread(fingerprint, found.folder)):
                 return entry
             entry.unloaded = False
             await self._swap_in(entry, found, current)
@@ -135,7 +123,9 @@ class Repository:
                     "load a new version of it instead",
                 )
             served = self.models.get(name)
-            if gone and (served is None or served.folder.exists() or self._named(name)):
+            if gone and (
+                served is None or await asyncio.to_thread(still_there, self.settings.models, served.folder, name)
+            ):
                 return entry
             self.models.pop(name, None)
             entry.state, entry.unloaded = "UNAVAILABLE", not gone
@@ -144,7 +134,7 @@ class Repository:
                 self.metrics.model_info.remove(name)
                 self.metrics.model_changes.labels(name, "unloaded").inc()
                 log.info("unloaded model %s version %s", name, served.version)
-                await served.batcher.drain()
+                await self._stopped(served)
             return entry
 
     async def poll(self) -> None:
@@ -153,7 +143,7 @@ class Repository:
         A folder is loaded once its files are as they were at the last poll (a copy in progress is left
         until it is done); an unreadable one is left alone, whatever it served.
         """
-        found, now = await asyncio.to_thread(_look, self.settings.models)  # disk reads, off the event loop
+        found, now = await asyncio.to_thread(look, self.settings.models)  # disk reads, off the event loop
         seen, self._seen = self._seen, now
         names: dict[str, list[Found]] = {}
         for one in found:
@@ -170,8 +160,11 @@ class Repository:
                 continue
             if seen.get(one.folder) != self._seen[one.folder]:
                 continue  # new or still changing: look again next time
-            with contextlib.suppress(ApiError):  # a failure is in the index, the log and the metrics
-                await self.load(name, polled=True)
+            try:
+                with contextlib.suppress(ApiError):  # a failure is in the index, the log and the metrics
+                    await self.load(name, polled=True)
+            except Exception:  # a bug of ours: this folder's business, never the poll's (later folders still load)
+                log.exception("model %s: loading from %s failed", name, one.folder)
         served_from = {f.folder for f in found}
         for name in sorted(set(self.models) - set(names)):
             if self.models[name].folder in served_from:
@@ -198,11 +191,13 @@ class Repository:
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
-    def _named(self, name: str) -> bool:
-        return any(f.name == name for f in scan(self.settings.models))
+    def processes(self) -> list[tuple[str, str, int]]:
+        """(model, version, pid) of each inference process, serving or draining (copies: read from any thread)."""
+        models = [*list(self.models.values()), *list(self._retiring)]
+        return [(m.name, m.version, pid) for m in models if (pid := m.batcher.pid) is not None]
 
-    def _folder_of(self, name: str) -> Found:
-        found = [f for f in scan(self.settings.models) if (f.name or f.folder.name) == name]
+    async def _folder_of(self, name: str) -> Found:
+        found = [f for f in await asyncio.to_thread(scan, self.settings.models) if (f.name or f.folder.name) == name]
         if not found:
             raise ApiError(
                 404, "unknown_model", f"no export folder in {self.settings.models} holds a model named {name!r}"
@@ -220,32 +215,12 @@ class Repository:
         if current is None:
             entry.state, entry.folder, entry.version = "LOADING", found.folder, tried
         entry.reason = f"loading version {tried} from {found.folder}"
-        files = fingerprint(found.folder)
-        try:
-            served = await asyncio.to_thread(build_served, found.folder, self.settings, self.metrics, trial=True)
-            if served.name != name:
-                raise ArtifactError(f"{found.folder}: its metadata now names the model {served.name!r}, not {name!r}")
-            labels = describe_loaded(served)  # before the swap: a label prometheus refuses must not stop it midway
-        except (ArtifactError, OSError, ValueError) as err:
-            self._failed(entry, current, files, str(err))
-        served.batcher.start()
-        try:
-            await asyncio.wait_for(served.batcher.loaded(), LOAD_TIMEOUT_S)
-        except (LoadFailed, TimeoutError) as err:
-            await served.batcher.drain()
-            self._failed(entry, current, files, str(err) or f"not ready in {LOAD_TIMEOUT_S:g} s")
-        except BaseException:  # cancelled (the server is going down): leave no inference process behind
-            await asyncio.shield(served.batcher.drain())
-            raise
+        files = await asyncio.to_thread(fingerprint, found.folder)
+        served, labels = await self._trial(entry, found, current, files)
         self.models[name] = served  # from here on, requests for `name` run on the new version
         try:
-            entry.folder, entry.state, entry.version, entry.reason, entry.failed = (
-                served.folder,
-                "READY",
-                served.version,
-                "",
-                None,
-            )
+            entry.folder, entry.state, entry.version = served.folder, "READY", served.version
+            entry.reason, entry.failed = "", None
             self.metrics.model_info.labels(name).info(labels)
             self.metrics.model_changes.labels(name, "loaded").inc()
             self.metrics.model_changes.labels(name, "failed")  # at 0, so increase() sees the first failure
@@ -259,6 +234,33 @@ class Repository:
         finally:
             if current is not None:
                 self._retire(current)
+
+    async def _trial(
+        self, entry: Entry, found: Found, current: Served | None, files: Files
+    ) -> tuple[Served, dict[str, str]]:
+        """The new version built, its inference process started and warmed up; or `_failed`, whatever went wrong."""
+        try:
+            served = await asyncio.to_thread(build_served, found.folder, self.settings, self.metrics, trial=True)
+            if served.name != entry.name:
+                raise ArtifactError(
+                    f"{found.folder}: its metadata now names the model {served.name!r}, not {entry.name!r}"
+                )
+            labels = describe_loaded(served)  # before the swap: a label prometheus refuses must not stop it midway
+        except Exception as err:  # any failure of this folder is this folder's failure (a RecursionError too)
+            self._failed(entry, current, files, _why(err))
+        try:
+            served.batcher.start()
+            await asyncio.wait_for(served.batcher.loaded(), LOAD_TIMEOUT_S)
+        except (LoadFailed, TimeoutError) as err:
+            await served.batcher.drain()
+            self._failed(entry, current, files, str(err) or f"not ready in {LOAD_TIMEOUT_S:g} s")
+        except Exception as err:
+            await served.batcher.drain()
+            self._failed(entry, current, files, _why(err))
+        except BaseException:  # cancelled (the server is going down): leave no inference process behind
+            await asyncio.shield(served.batcher.drain())
+            raise
+        return served, labels
 
     def _failed(self, entry: Entry, current: Served | None, files: Files, why: str) -> NoReturn:
         entry.failed = files
@@ -277,43 +279,20 @@ class Repository:
 
     def _retire(self, old: Served) -> None:
         """Drain the replaced version in the background: its admitted requests finish on it."""
-        task = asyncio.get_running_loop().create_task(_drain(old))
+        task = asyncio.get_running_loop().create_task(self._stopped(old))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-
-async def _drain(old: Served) -> None:
-    await old.batcher.drain()
-    log.info("model %s version %s drained and stopped", old.name, old.version)
-
-
-def scan(models: Path) -> list[Found]:
-    """The export folders under `models` (subfolders with a metadata file), each with its name and sha256."""
-    if not models.is_dir():
-        return []
-    found = []
-    for folder in sorted(p for p in models.iterdir() if (p / METADATA_FILE).is_file()):
+    async def _stopped(self, old: Served) -> None:
+        """Drain a version no longer serving; its inference process is listed (`processes`) until it exits."""
+        self._retiring.append(old)
         try:
-            metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
-            files = {str(k): str(v) for k, v in metadata["files"].items()}
-            found.append(Found(folder, str(metadata["name"]), files) if MODEL_FILE in files else _unreadable(folder))
-        except Exception as err:  # whatever is in it: not JSON, or "files" not an object
-            found.append(Found(folder, None, None, f"cannot read its {METADATA_FILE}: {err!r}"))
-    return found
+            await old.batcher.drain()
+        finally:
+            self._retiring.remove(old)
+        log.info("model %s version %s drained and stopped", old.name, old.version)
 
 
-def _look(models: Path) -> tuple[list[Found], dict[Path, Files]]:
-    """The export folders and each one's files now: what a poll compares with the last."""
-    found = scan(models)
-    return found, {f.folder: fingerprint(f.folder) for f in found}
-
-
-def _unreadable(folder: Path) -> Found:
-    return Found(folder, None, None, f"its {METADATA_FILE} lists no {MODEL_FILE}")
-
-
-def fingerprint(folder: Path) -> Files:
-    """The folder's files by name, size and modification time: what says a failed folder has changed."""
-    with contextlib.suppress(OSError):
-        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()))
-    return ()
+def _why(err: Exception) -> str:
+    """A load failure as the index and the log say it: an export's own refusals as they are, others by type."""
+    return str(err) if isinstance(err, ArtifactError | OSError | ValueError) else f"{type(err).__name__}: {err}"

@@ -131,33 +131,36 @@ def create_metrics() -> Metrics:
 
 
 class InferenceProcesses(Collector):
-    """CPU time and resident memory of each model's inference process, read from /proc at scrape time.
+    """CPU time and resident memory of each inference process, read from /proc at scrape time.
 
     The process collector covers the server process only; the models run in
-    processes of their own (see service/inference/process.py). Nothing on systems without /proc.
+    processes of their own (see service/inference/process.py). Labelled by model and
+    version: during a swap the old version's process, still draining, is listed beside
+    the new one. Nothing on systems without /proc.
     """
 
-    def __init__(self, pids: Callable[[], dict[str, int | None]]) -> None:
-        self._pids = pids
+    def __init__(self, processes: Callable[[], list[tuple[str, str, int]]]) -> None:
+        self._processes = processes  # (model, version, pid) of each inference process
         self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
     def collect(self) -> Iterator[Metric]:
+        labels = ["model", "version"]
         cpu = CounterMetricFamily(
-            "tagger_inference_process_cpu_seconds", "CPU time of a model's inference process", labels=["model"]
+            "tagger_inference_process_cpu_seconds", "CPU time of a model's inference process", labels=labels
         )
         memory = GaugeMetricFamily(
             "tagger_inference_process_resident_memory_bytes",
             "resident memory of a model's inference process",
-            labels=["model"],
+            labels=labels,
         )
-        for model, pid in self._pids().items():
+        for model, version, pid in self._processes():
             try:
                 # fields after the command name: state is 0, utime 11, stime 12, rss (pages) 21
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            cpu.add_metric([model], (int(fields[11]) + int(fields[12])) / self._ticks)
-            memory.add_metric([model], int(fields[21]) * self._page)
+            cpu.add_metric([model, version], (int(fields[11]) + int(fields[12])) / self._ticks)
+            memory.add_metric([model, version], int(fields[21]) * self._page)
         yield cpu
         yield memory

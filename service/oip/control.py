@@ -66,7 +66,7 @@ async def _controlled(request: Request, action: Callable[[Repository], Awaitable
 
 
 async def _index(repository: Repository) -> list[dict[str, str]]:
-    return [_entry(e) for e in repository.index()]
+    return [_entry(e) for e in await repository.index()]
 
 
 @control_router.get(

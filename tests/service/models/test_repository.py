@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tagger.artifact import METADATA_FILE, MODEL_FILE, sha256_file
+from tagger.artifact import METADATA_FILE, MODEL_FILE, PROFILE_FILE, sha256_file
 
 pytestmark = pytest.mark.trains
 TOKEN = "control-token-for-tests-0123"
@@ -32,12 +32,23 @@ def new_version(source: Path, target: Path, mark: str, name: str | None = None) 
     graph = onnx.load(str(target / MODEL_FILE))
     graph.doc_string = f"version {mark}"
     onnx.save(graph, str(target / MODEL_FILE))
-    metadata = json.loads((target / METADATA_FILE).read_text())
-    metadata["files"][MODEL_FILE] = sha256_file(target / MODEL_FILE)
     if name is not None:
-        metadata["name"] = name
-    (target / METADATA_FILE).write_text(json.dumps(metadata))
-    return target
+        metadata = json.loads((target / METADATA_FILE).read_text())
+        (target / METADATA_FILE).write_text(json.dumps({**metadata, "name": name}))
+    return recorded(target)
+
+
+def recorded(folder: Path) -> Path:
+    """The folder's files recorded as an export records them: its reference profile (if any) made for the graph
+    now in it, and the sha256 of every file its metadata lists."""
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    if PROFILE_FILE in metadata["files"]:
+        profile = json.loads((folder / PROFILE_FILE).read_text())
+        profile["source"]["model_sha256"] = sha256_file(folder / MODEL_FILE)
+        (folder / PROFILE_FILE).write_text(json.dumps(profile))
+    metadata["files"] = {name: sha256_file(folder / name) for name in metadata["files"]}
+    (folder / METADATA_FILE).write_text(json.dumps(metadata))
+    return folder
 
 
 def broken(folder: Path) -> Path:
@@ -167,9 +178,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(client: TestCli
 def test_a_graph_that_does_not_load_is_refused_by_its_inference_process(client: TestClient, models: Path) -> None:
     new_version(models.parent / "source-tiny", models / "bad", "4", name="bad")
     (models / "bad" / MODEL_FILE).write_bytes(b"not an onnx graph")
-    metadata = json.loads((models / "bad" / METADATA_FILE).read_text())
-    metadata["files"][MODEL_FILE] = sha256_file(models / "bad" / MODEL_FILE)  # checksums, does not load
-    (models / "bad" / METADATA_FILE).write_text(json.dumps(metadata))
+    recorded(models / "bad")  # checksums, does not load
     response = client.post("/v2/repository/models/bad/load", headers=AUTH)
     assert response.status_code == 400 and "failed to load" in response.json()["error"]
     assert index(client)["bad"]["state"] == "UNAVAILABLE"
@@ -301,9 +310,7 @@ def test_a_graph_with_other_inputs_leaves_the_old_version_serving(client: TestCl
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", "tokens", 3])],
     )
     onnx.save(helper.make_model(graph), str(models / "tiny" / MODEL_FILE))  # a valid graph, fed other inputs
-    metadata = json.loads((models / "tiny" / METADATA_FILE).read_text())
-    metadata["files"][MODEL_FILE] = sha256_file(models / "tiny" / MODEL_FILE)
-    (models / "tiny" / METADATA_FILE).write_text(json.dumps(metadata))
+    recorded(models / "tiny")
     response = client.post("/v2/repository/models/tiny/load", headers=AUTH)
     assert response.status_code == 400 and "graph takes ('x',)" in response.json()["error"], response.text
     assert version_of(client) == old and index(client)["tiny"]["state"] == "READY"
