@@ -56,6 +56,7 @@ TEXTS = [
     "She said the meeting in Berlin was postponed until further notice .",
     "Barack Obama was born in Hawaii .",
 ]
+JSON = {"content-type": "application/json"}
 KILL_GRACE_S = 15.0  # after a SIGKILL, a 503 is right until the replacement is ready (restart back-off, warm-up)
 
 
@@ -125,6 +126,24 @@ def client(port: int, seed: int, until: float, tally: Tally, think: float) -> No
         if think:
             time.sleep(rng.random() * think)
     connection.close()
+
+
+def probe(port: int, seconds: float) -> list[float]:
+    """One client in a process of its own (no GIL shared with the load's threads): every 0.2 s, on a new
+    connection, a request refused at once by validation (422, an empty sentence): how long the server takes to
+    get to a request, since every refusal, 503s included, is decided only once it has read the request."""
+    out = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        sent = time.perf_counter()
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection.request("POST", "/v1/models/en-upos/tag", b'{"sentences": [[]]}', JSON)
+            if connection.getresponse().status == 422:
+                out.append(time.perf_counter() - sent)
+        connection.close()
+        time.sleep(0.2)
+    return out
 
 
 def reason_of(answer: bytes) -> str:
@@ -328,7 +347,11 @@ def main() -> int:
     parser.add_argument("--think-ms", type=float, default=20.0, help="each client waits up to this between requests")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown report here too")
+    parser.add_argument("--probe-port", type=int, default=None, help=argparse.SUPPRESS)  # run as the prober
     args = parser.parse_args()
+    if args.probe_port is not None:
+        print(json.dumps(probe(args.probe_port, 60 * args.minutes)))
+        return 0
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="tagger-chaos-"))
     models, versions = work / "models", work / "versions"
@@ -367,10 +390,15 @@ def main() -> int:
             ),
             threading.Thread(target=watch_readiness, args=(base, server.pid, until, faults, readiness)),
         ]
+        prober = subprocess.Popen(
+            [sys.executable, __file__, "--probe-port", str(port), "--minutes", str(args.minutes)],
+            stdout=subprocess.PIPE,
+        )
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        probed: list[float] = json.loads(prober.communicate(timeout=120)[0] or b"[]")
         for pid in inference_pids(server.pid):  # none left stopped
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
@@ -388,6 +416,11 @@ def main() -> int:
             code = server.wait()
     report = markdown(args, elapsed, tally, faults, folder_log, readiness, (start_rss, start_fds, end_rss, end_fds))
     report += latency_table(tally.seconds, inside)
+    report += (
+        f"\nA request refused at once (422, by validation) from a client in a process of its own, every 0.2 s on "
+        f"a new connection: {len(probed)} answers, ms p50 / p99 / max {spread(probed)} end to end, "
+        f"{spread(inside.get('422', []))} inside the server.\n"
+    )
     report += f"\nServer exit code after SIGTERM: {code}. Traceback lines in its log: {server_errors}.\n"
     print(report)
     if args.out is not None:
@@ -426,6 +459,7 @@ def spread(values: list[float]) -> str:
 def latency_table(client: dict[str, list[float]], server: dict[str, list[float]]) -> str:
     """Time to an answer by status: as the clients saw it, and inside the server (its access log)."""
     lines = [
+        "",
         "| status | answers | client-side ms p50 / p99 / max | inside the server ms p50 / p99 / max |",
         "|---|---|---|---|",
     ]
