@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tagger.readers import read_conllu
+from tagger.tokenizer import _INVISIBLE as INVISIBLE
 from tagger.tokenizer import Token, tokenize
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 EWT = DATA / "ud-english-ewt"
 needs_ewt = pytest.mark.skipif(not EWT.is_dir(), reason=f"UD English EWT not found at {EWT} (data sets live there)")
 
@@ -142,7 +143,7 @@ def test_punctuation_stands_apart_except_in_urls_emails_and_emoticons(text: str,
         ("\n\t\u00a0\u2003\u3000\u2028", ""),
         ("a\u00a0b\nc\u2028d", "a b c d"),  # non-breaking space, newline, line separator
         ("tab\tand\r\nCRLF", "tab and CRLF"),
-        ("\x00\x01bell\x07", "\x00 \x01 bell \x07"),
+        ("\x00\x01bell\x07", "bell"),  # control characters are never tokens (issue 30 item 11)
         ("I ❤️ NY 😀😀 👍🏽 👨‍👩‍👧 🇺🇸!", "I ❤️ NY 😀😀 👍🏽 👨‍👩‍👧 🇺🇸 !"),  # emoji sequences stay whole
         ("東京に行った。", "東京に行った 。"),
         ("café naïve", "café naïve"),  # combining accents stay in the word
@@ -195,7 +196,10 @@ def test_long_input_takes_linear_time(unit: str) -> None:
 
 # --- invariants for any string ----------------------------------------------
 
-tricky_text = st.text(alphabet=st.sampled_from(list("aAeIns t'’`-/.,:;!?()@#$%&1290_\u00a0\n\u0301😀İ")), max_size=60)
+tricky_text = st.text(
+    alphabet=st.sampled_from(list("aAeIns t'’`-/.,:;!?()@#$%&1290_\u00a0\n\u0301😀İ\u200b\u200d\u00ad\x00\ufeff")),
+    max_size=60,
+)
 
 
 @given(st.one_of(st.text(max_size=80), tricky_text))
@@ -209,7 +213,9 @@ def test_tokens_cover_every_visible_character_exactly_once(text: str) -> None:
         for i in range(token.start, token.end):
             covered[i] += 1
     assert all(a.end <= b.start for a, b in itertools.pairwise(tokens))  # in order, not overlapping
-    assert covered == [0 if c.isspace() else 1 for c in text]
+    # control and format characters are dropped or attached, never tokens of their own
+    assert covered == [0 if c.isspace() else 1 if not INVISIBLE.match(c) else covered[i] for i, c in enumerate(text)]
+    assert all(not INVISIBLE.match(token.text[0]) for token in tokens)
 
 
 # --- agreement with gold EWT ------------------------------------------------
