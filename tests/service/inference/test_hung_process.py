@@ -21,11 +21,12 @@ import pytest
 
 from service.inference.process_batcher import UNRESPONSIVE_S
 from tests.conftest import ROOT
-from tests.helpers import free_port, get, metrics, post, start_server, wait_ready
+from tests.helpers import free_port, get, metrics, post, start_server, until, wait_ready
 
 pytestmark = pytest.mark.server
 STALL_S = 6.0
 SMALL = {"sentences": [["The", "cat", "sat", "."]]}
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -104,3 +105,51 @@ def test_a_stopped_inference_process_is_reported_then_replaced_without_any_traff
     assert not_ready < UNRESPONSIVE_S + 1.5 and replaced < STALL_S + 3
     wait_ready(base, process, seconds=60)
     assert inference_pid(process) != hung and post(f"{base}/v1/models/en-upos/tag", SMALL)[0] == 200
+
+
+def test_requests_racing_a_killed_inference_process_are_answered_or_refused_never_failed(
+    server: tuple[str, subprocess.Popen[str]],
+) -> None:
+    """Sixteen clients keep sending while the inference process is SIGKILLed three times: every answer is a 200 or
+    a documented 503/504, never a 500 or a dropped connection (a request sent in the moment the process died,
+    before the server had handled its exit, was a 500 and closed its client's connection: found by
+    benchmarks/chaos.py)."""
+    import http.client
+    import threading
+
+    base, process = server
+    port = int(base.rsplit(":", 1)[1])
+    statuses: list[int | str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while not stop.is_set():
+            try:
+                connection.request("POST", "/v1/models/en-upos/tag", b'{"texts": ["The cat sat ."]}', JSON)
+                response = connection.getresponse()
+                response.read()
+                statuses.append(response.status)
+            except (OSError, http.client.HTTPException) as err:
+                statuses.append(type(err).__name__)
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    try:
+        for killed in range(1, 4):
+            time.sleep(1.0)
+            os.kill(inference_pid(process), signal.SIGKILL)
+            until(lambda: restarts(base) == killed, seconds=30)  # noqa: B023
+            wait_ready(base, process, seconds=60)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    counts = {status: statuses.count(status) for status in set(statuses)}
+    print(f"\nthree kills under 16 clients: {counts}")
+    assert set(counts) <= {200, 503, 504}, counts
+    assert restarts(base) == 3
