@@ -1,4 +1,5 @@
-"""The model path every peer app serves: our encoder, ONNX Runtime session and decoder, as `service.inference.process` runs them.
+"""The model path every peer app serves: our encoder, ONNX Runtime session and decoder, as the inference process
+(`service.inference.process`) runs them.
 
 Imported by the apps beside it (`ray_app.py`, `bento_service.py`, `lit_app.py`),
 each in its own virtual environment with /work/main on PYTHONPATH: the core

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import free_port, get, post, wait_ready
-
 from tests.conftest import ROOT
+from tests.helpers import free_port, get, post, wait_ready
 
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"

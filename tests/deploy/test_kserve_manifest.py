@@ -35,7 +35,6 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-
 from tests.conftest import ROOT
 
 MANIFEST = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, get, post, wait_ready
-
 from tests.conftest import ROOT
+from tests.helpers import free_port, get, post, wait_ready
 
 pytestmark = [pytest.mark.install, pytest.mark.server]
 

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, post, wait_ready
-
 from tests.conftest import ROOT
+from tests.helpers import free_port, post, wait_ready
 
 pytestmark = [
     pytest.mark.install,

@@ -12,7 +12,6 @@ from tagger.artifact import METADATA_FILE
 from tagger.evaluation import Report, evaluate
 from tagger.readers import read_conllu
 from tagger.runtime import load_runtime
-
 from tests.conftest import EWT, ROOT, need
 
 pytestmark = pytest.mark.data

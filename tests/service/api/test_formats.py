@@ -16,9 +16,8 @@ from fastapi.testclient import TestClient
 
 from service.settings import Settings
 from tagger.conllu import parse
-from tests.helpers import ready_client
-
 from tests.conftest import EWT, ROOT, need
+from tests.helpers import ready_client
 
 TEXT = "Tim Cook visited the Apple store in Berlin on Monday."
 SPACY_PYTHON = os.environ.get("TAGGER_SPACY_PYTHON") or str(ROOT / ".venv-spacy" / "bin" / "python")

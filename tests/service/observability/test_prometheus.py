@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import free_port, get, post, wait_ready
-
 from tests.conftest import ROOT
+from tests.helpers import free_port, get, post, wait_ready
 
 pytestmark = pytest.mark.server
 SENTENCES = [["The", "cat", "sat", "."], ["Hello", "world"], ["Prometheus", "scrapes", "every", "replica", "."]]

@@ -16,9 +16,8 @@ import tritonclient.http as triton
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
-from tests.helpers import ready_client
-
 from tests.conftest import EWT, ROOT, need
+from tests.helpers import ready_client
 
 EXPORTS = ROOT / "exports"
 INFER = "/v2/models/en-upos/infer"
