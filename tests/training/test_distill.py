@@ -98,4 +98,8 @@ def test_the_student_tags_as_its_teachers_do(tmp_path: Path) -> None:
             decoders, (ensemble.model, student.model), (ensemble.vocab, student.vocab), strict=True
         )
     )
-    assert ours == theirs
+    # from 300 sentences and 8 epochs the student agrees with its two 3-epoch teachers on 98.3% of the dev tokens
+    # and 90% of the dev sentences (measured once with these seeds); both bounds leave it a little room
+    same = sum(a == b for x, y in zip(ours, theirs, strict=True) for a, b in zip(x, y, strict=True))
+    assert same / sum(map(len, theirs)) > 0.97
+    assert sum(x == y for x, y in zip(ours, theirs, strict=True)) / len(theirs) > 0.85
