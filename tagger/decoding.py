@@ -75,6 +75,7 @@ class Tagged(NamedTuple):
     spans: tuple[ScoredSpan, ...]
     probs: np.ndarray | None = None  # (T,) probability of each chosen tag
     marginals: np.ndarray | None = None  # (T, len(output_tags)) probability of every output tag
+    confidence: float | None = None  # the sentence's, always sent (one float): see `Decoded.confidence`
 
 
 def top_k(marginals: np.ndarray, output_tags: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
@@ -98,6 +99,11 @@ class Decoded:
     marginals: np.ndarray  # (T, len(output_tags)) probability of every output tag
     output_tags: tuple[str, ...]
     spans: list[ScoredSpan] = field(default_factory=list)
+    # How sure the model is of the whole sentence, for the review queue (least confident first). Structured
+    # decoding: the probability of the Viterbi path under the model, P(tags | tokens), which a single doubtful
+    # token or a span's doubtful boundary lowers. Softmax (plain tags): the lowest token probability, since the
+    # tokens are decoded independently and one wrong token is what a person would correct.
+    confidence: float = 1.0
 
     def top_k(self, k: int) -> list[list[tuple[str, float]]]:
         """Per token, the k most probable output tags, best first."""
@@ -106,8 +112,8 @@ class Decoded:
     def tagged(self, details: bool = True) -> Tagged:
         """What a request receives: probabilities only with `details`."""
         if details:
-            return Tagged(self.tags, tuple(self.spans), self.probs, self.marginals)
-        return Tagged(self.tags, tuple(self.spans))
+            return Tagged(self.tags, tuple(self.spans), self.probs, self.marginals, self.confidence)
+        return Tagged(self.tags, tuple(self.spans), confidence=self.confidence)
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,10 @@ class Decoder:
         if not self.structured:
             probs = softmax(scores)
             ids = probs.argmax(axis=-1)  # (B, T), the whole batch at once
-            return [self._decoded(ids[b, :n], probs[b, :n], []) for b, n in enumerate(lengths.tolist())]
+            return [
+                self._decoded(ids[b, :n], probs[b, :n], [], float(probs[b, :n].max(axis=-1).min()))
+                for b, n in enumerate(lengths.tolist())
+            ]
         emissions = scores if self.crf is not None else log_softmax(scores)
         alpha, beta, log_z = self._forward_backward(emissions, lengths)
         paths = self._viterbi(emissions, lengths)
@@ -211,10 +220,17 @@ class Decoder:
             marginals = np.exp(alpha[b, :n] + beta[b, :n] - log_z[b])
             ids = paths[b]
             spans = self._spans(ids, emissions[b, :n], alpha[b, :n], beta[b, :n], float(log_z[b]))
-            out.append(self._decoded(ids, marginals, spans))
+            out.append(self._decoded(ids, marginals, spans, self._path_probability(ids, emissions[b], log_z[b])))
         return out
 
-    def _decoded(self, ids: np.ndarray, model_probs: np.ndarray, spans: list[ScoredSpan]) -> Decoded:
+    def _path_probability(self, ids: np.ndarray, emissions: np.ndarray, log_z: float) -> float:
+        """P(path | sentence) = exp(score(path) - log Z): start, emissions, transitions and end along `ids`."""
+        n = len(ids)
+        score = self.start[ids[0]] + emissions[np.arange(n), ids].sum() + self.end[ids[-1]]
+        score += self.transitions[ids[:-1], ids[1:]].sum()
+        return min(1.0, float(np.exp(score - log_z)))
+
+    def _decoded(self, ids: np.ndarray, model_probs: np.ndarray, spans: list[ScoredSpan], confidence: float) -> Decoded:
         marginals = model_probs if self._merge is None else model_probs @ self._merge
         out_ids = self._to_output[ids]
         return Decoded(
@@ -224,6 +240,7 @@ class Decoder:
             marginals=marginals,
             output_tags=self.output_tags,
             spans=spans,
+            confidence=confidence,
         )
 
     def _forward_backward(
