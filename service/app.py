@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.corrections import open_corrections
+from service.api.corrections import router as corrections_router
 from service.api.docs import mount_docs
 from service.api.health import health_router
 from service.api.openapi import with_limits
@@ -54,9 +56,12 @@ def create_app(settings: Settings) -> FastAPI:
     # drift statistics of every served version against its reference (a copy of the dict: read in prometheus_client's
     # thread with TAGGER_METRICS_PORT, while loads change it)
     metrics.prometheus.register(DriftCollector(lambda: [m.drift for m in list(state.models.values()) if m.drift]))
+    corrections = open_corrections(settings, metrics.prometheus)  # None unless TAGGER_CORRECTIONS_DB is set
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if corrections is not None:
+            await corrections.start()  # migrations; a database down is retried later, tagging starts regardless
         for served in state.models.values():
             served.batcher.start()
         tasks = [asyncio.create_task(_warm(state))]
@@ -73,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.gather(*tasks, return_exceptions=True)  # a load cut short stops its inference process
         await state.repository.drain()  # old versions finishing their last requests
         await asyncio.gather(*(served.batcher.drain() for served in state.models.values()))
+        if corrections is not None:
+            await corrections.close()  # the review sentences still buffered are written first
 
     app = FastAPI(
         title="tagger",
@@ -88,10 +95,12 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.ui:
         mount_ui(app, docs=settings.docs)
     app.state.tagger = state
+    app.state.corrections = corrections  # the corrections routes' store (None: they answer 404 corrections_off)
+    app.state.review = corrections.writer if corrections is not None and settings.review_sample > 0 else None
     app.openapi = with_limits(app, settings, [oip.document])  # type: ignore[method-assign]
     # every router the app serves, in one place: each is included, and each POST route of theirs is body-guarded
     # as it declares (service.edge.bodies), so a route cannot be served without its guard
-    routers = [router, health_router, oip.router]
+    routers = [router, health_router, oip.router, corrections_router]
     routers += [control_router] if settings.control_token is not None else []
     routers += [echo_router] if settings.echo_endpoint else []
     for one in routers:

@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from starlette.requests import Request
@@ -122,6 +122,7 @@ async def tag_current(
     request: Request,
     check: Callable[[Served, Prepared], None] | None = None,
     fields: Fields = V1,
+    review: bool = True,
 ) -> tuple[Served, Prepared, list[Tagged]]:
     """Prepare and run a request on the model's version serving now; `check` sees it before it is queued.
 
@@ -137,12 +138,41 @@ async def tag_current(
         if check is not None:
             check(served, prepared)
         try:
-            return served, prepared, await submit(served, body, prepared, request, state.settings, fields)
+            tagged = await submit(served, body, prepared, request, state.settings, fields)
         except ApiError as err:
             replaced = err.detail.reason == "draining" and not state.draining and state.models.get(name) is not served
             if last or not replaced:
                 raise
+        else:
+            if review:
+                offer_for_review(request, served, body, prepared, tagged)
+            return served, prepared, tagged
     raise AssertionError("unreachable")
+
+
+class ReviewHook(Protocol):
+    """The review queue's feed (`service.corrections.review.ReviewWriter`, app.state.review when it is on)."""
+
+    def offer(
+        self,
+        model: str,
+        version: str,
+        tokens: Sequence[Sequence[str]],
+        texts: Sequence[str] | None,
+        offsets: Sequence[Sequence[tuple[int, int]]] | None,
+        tagged: Sequence[Tagged],
+    ) -> None: ...
+
+
+def offer_for_review(
+    request: Request, served: Served, body: TagRequest, prepared: Prepared, tagged: list[Tagged]
+) -> None:
+    """Hand the answered sentences to the review queue, which samples them and never blocks (off: nothing)."""
+    app = request.scope.get("app")
+    hook: ReviewHook | None = getattr(app.state, "review", None) if app is not None else None
+    if hook is not None:
+        texts = body.texts if prepared.offsets is not None else None
+        hook.offer(served.name, served.version, prepared.tokens, texts, prepared.offsets, tagged)
 
 
 async def submit(

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODELS = Path(__file__).resolve().parents[1] / "exports"
+_DATABASES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 class Settings(BaseSettings):
@@ -123,6 +124,20 @@ class Settings(BaseSettings):
         "unload removed ones; 0 = only at start-up and on /v2/repository requests",
     )
 
+    # corrections (service.corrections): off unless a database is named
+    corrections_db: SecretStr | None = Field(
+        None,
+        description="the corrections database: a file path (SQLite) or a postgresql:// URL (several replicas); "
+        "turns on the review queue and correction routes; unset = off",
+    )
+    review_sample: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of served sentences kept in the review queue; 0 = none kept"
+    )
+    review_retention_h: float = Field(168.0, gt=0.0, description="hours a sentence stays in the review queue")
+    review_backlog: int = Field(
+        1000, ge=1, description="sampled sentences waiting for the database; more are dropped (and counted)"
+    )
+
     # logs (service.observability.logs)
     access_log: bool = Field(True, description="a line per request: method, route, model, status, sizes, ms, id")
     log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
@@ -151,6 +166,14 @@ class Settings(BaseSettings):
                     f"forwarded_allow_ips: {proxy!r} is not an IP address or network (name each trusted proxy; "
                     "0.0.0.0/0 would let any client choose its own address)"
                 ) from None
+        database = self.corrections_db.get_secret_value() if self.corrections_db is not None else None
+        if database is not None and "://" in database and not database.startswith(_DATABASES):
+            scheme = database.split("://")[0]
+            raise ValueError(
+                f"corrections_db: {scheme}:// is not a database tagger uses (a file path, or postgresql://)"
+            )
+        if self.review_sample > 0 and database is None:
+            raise ValueError("review_sample needs corrections_db: the review queue is kept in the corrections database")
         if 0 < self.model_poll_s < 0.1:
             raise ValueError(f"model_poll_s is {self.model_poll_s}: 0 (off) or 0.1 s or more")
         return self

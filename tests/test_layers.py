@@ -62,7 +62,7 @@ SERVICE_ALLOWED = {
     "limits": {"api", "settings", "errors"},  # api: its request schema (TagRequest) only, checked below
     "pipeline": {"api", "inference", "models", "limits", "state", "settings", "errors"},
     "results": {"api", "models", "pipeline", "errors"},
-    "api": {"pipeline", "results", "limits", "state", "models", "observability", "settings", "errors"},
+    "api": {"pipeline", "results", "limits", "state", "models", "observability", "corrections", "settings", "errors"},
     "oip": {"api", "edge", "pipeline", "results", "state", "models", "settings", "errors"},
     "edge": {"api", "pipeline", "state", "observability", "settings", "errors"},
     "errors": {"api"},

@@ -5,6 +5,7 @@ documented for it."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ def apps(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "tiny queue": started(models_dir, queue_size=1),
         "no time": started(models_dir, request_timeout_s=1e-6),
         "metrics elsewhere": started(models_dir, metrics_port=9),
+        "corrections": started(models_dir, corrections_db=str(tmp_path_factory.mktemp("db") / "c.db"), review_sample=1),
+        "database down": started(models_dir, corrections_db="postgresql://tagger@127.0.0.1:9/none"),
     }
     yield clients
     for client in clients.values():
@@ -114,6 +117,64 @@ TRIGGERS: dict[tuple[str, str], dict[str, Trigger]] = {
     ("get", "/livez"): {"200": one("plain", "GET", "/livez")},
     ("get", "/readyz"): {"200": one("plain", "GET", "/readyz"), "503": draining},
     ("get", "/metrics"): {"200": one("plain", "GET", "/metrics"), "404": one("metrics elsewhere", "GET", "/metrics")},
+}
+
+
+# The corrections routes (service/api/corrections.py): off in "plain" (404 corrections_off), on in "corrections"
+# (SQLite), and a PostgreSQL that is not there in "database down"
+def a_correction(apps: dict[str, TestClient], tokens: list[str] | None = None) -> dict[str, Any]:
+    tag = apps["corrections"].get("/v1/models/tiny").json()["tags"][0]
+    tokens = tokens or [f"new{time.monotonic_ns()}"]  # a correction not stored before: 201
+    return {"tokens": tokens, "tags": [tag] * len(tokens)}
+
+
+def correct(app: str, times: int = 1, tokens: list[str] | None = None) -> Trigger:
+    def run(apps: dict[str, TestClient]) -> Response:
+        body = a_correction(apps, tokens)
+        for _ in range(times - 1):
+            apps[app].post("/v1/models/tiny/corrections", json=body)
+        return apps[app].post("/v1/models/tiny/corrections", json=body)
+
+    return run
+
+
+CORRECTIONS = "/v1/models/tiny/corrections"
+TRIGGERS |= {
+    ("get", "/v1/models/{model}/review"): {
+        "200": one("corrections", "GET", "/v1/models/tiny/review?limit=5"),
+        "401": one("keys", "GET", "/v1/models/tiny/review"),
+        "404": one("plain", "GET", "/v1/models/tiny/review"),
+        "422": one("corrections", "GET", "/v1/models/tiny/review?limit=0"),
+        "429": twice("limited", "GET", "/v1/models/tiny/review"),
+        "503": one("database down", "GET", "/v1/models/tiny/review"),
+    },
+    ("delete", "/v1/models/{model}/review"): {
+        "200": one("corrections", "DELETE", "/v1/models/tiny/review"),
+        "401": one("keys", "DELETE", "/v1/models/tiny/review"),
+        "404": one("plain", "DELETE", "/v1/models/tiny/review"),
+        "429": twice("limited", "DELETE", "/v1/models/tiny/review"),
+        "503": one("database down", "DELETE", "/v1/models/tiny/review"),
+    },
+    ("post", "/v1/models/{model}/corrections"): {
+        "200": correct("corrections", times=2, tokens=["twice", "posted"]),
+        "201": correct("corrections"),
+        "400": one("plain", "POST", CORRECTIONS, content=b"{", headers={"content-type": "application/json"}),
+        "401": one("keys", "POST", CORRECTIONS, json={"tokens": ["a"], "tags": ["X"]}),
+        "404": one("plain", "POST", CORRECTIONS, json={"tokens": ["a"], "tags": ["X"]}),
+        "413": one("plain", "POST", CORRECTIONS, json={"tokens": ["a" * 5000], "tags": ["X"]}),
+        "415": one("plain", "POST", CORRECTIONS, content=b"{}", headers={"content-type": "text/plain"}),
+        "422": one("corrections", "POST", CORRECTIONS, json={"tokens": ["a"], "tags": ["NOT-A-TAG"]}),
+        "429": twice("limited", "POST", CORRECTIONS, json={"tokens": ["a"], "tags": ["X"]}),
+        "503": correct("database down"),
+    },
+    ("get", "/v1/models/{model}/corrections"): {
+        "200": one("corrections", "GET", CORRECTIONS + "?format=conllu"),
+        "401": one("keys", "GET", CORRECTIONS),
+        "404": one("plain", "GET", CORRECTIONS),
+        "422": one("corrections", "GET", CORRECTIONS + "?format=xml"),
+        "429": twice("limited", "GET", CORRECTIONS),
+        "503": one("database down", "GET", CORRECTIONS),
+    },
 }
 
 # The Open Inference Protocol's routes (service/oip/routes.py); "{version}" is the tiny model's
