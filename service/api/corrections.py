@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
@@ -28,8 +28,6 @@ from service.api.schemas import ErrorResponse, TagRequest
 from service.corrections import formats
 from service.corrections.errors import InvalidCorrection, StoreUnavailable, WrongReviewItem
 from service.corrections.records import Correction, ReviewItem, Stored
-from service.corrections.review import ReviewWriter
-from service.corrections.store import CorrectionStore
 from service.corrections.validation import TagRules
 from service.errors import ApiError
 from service.models.served import Served
@@ -37,6 +35,10 @@ from service.observability.corrections import CorrectionMetrics, ReviewCollector
 from service.pipeline import Fields, tag_current
 from service.settings import Settings
 from service.state import AppState, app_state
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only when a database is named (`open_corrections`)
+    from service.corrections.review import ReviewWriter
+    from service.corrections.store import CorrectionStore
 
 log = logging.getLogger("tagger")
 MAX_ITEMS = 4096  # tokens (and tags, offsets) a correction may hold by its schema; TAGGER_MAX_TOKENS is checked too
@@ -70,6 +72,9 @@ def open_corrections(settings: Settings, registry: CollectorRegistry) -> Correct
     """The store, the review writer and the metrics when TAGGER_CORRECTIONS_DB is set; None when it is not."""
     if settings.corrections_db is None:
         return None
+    from service.corrections.review import ReviewWriter
+    from service.corrections.store import CorrectionStore
+
     store = CorrectionStore(settings.corrections_db.get_secret_value())
     retention = timedelta(hours=settings.review_retention_h)
     writer = ReviewWriter(store, settings.review_sample, settings.review_backlog, retention)

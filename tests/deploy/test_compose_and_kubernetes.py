@@ -9,10 +9,12 @@ live `tagger serve` really exports.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,22 +154,34 @@ def test_the_dashboard_and_alerts_use_only_recorded_series_that_a_rule_records()
 
 
 @pytest.fixture(scope="module")
-def live_metrics() -> Iterator[set[str]]:
-    """Sample names a real `tagger serve` on the shipped models exports after some traffic."""
+def live_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
+    """Sample names a real `tagger serve` on the shipped models exports after some traffic (corrections on)."""
     port = free_port()
+    database = tmp_path_factory.mktemp("corrections") / "corrections.db"
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--models", str(ROOT / "exports"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "TAGGER_CORRECTIONS_DB": str(database), "TAGGER_REVIEW_SAMPLE": "1"},
     )
     base = f"http://127.0.0.1:{port}"
+
+    def names() -> set[str]:
+        status, body = get(f"{base}/metrics")
+        assert status == 200
+        return {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if not line.startswith("#")}
+
     try:
         wait_ready(base, process, seconds=120)  # type: ignore[arg-type]
         assert post(f"{base}/v1/tag", {"sentences": [["A", "test", "."]]})[0] == 200
         assert post(f"{base}/v1/tag", {"sentences": [[]]})[0] == 422  # a rejection, so its counter has a sample
-        status, body = get(f"{base}/metrics")
-        assert status == 200
-        yield {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if not line.startswith("#")}
+        correction = {"tokens": ["Ada", "Lovelace"], "tags": ["B-PER", "O"]}
+        assert post(f"{base}/v1/models/en-ner/corrections", correction)[0] == 201
+        deadline = time.monotonic() + 15  # the review writer and the database's counts: within a second or two
+        while not {"tagger_review_sentences_total", "tagger_corrections_stored_tokens"} <= names():
+            assert time.monotonic() < deadline, "the corrections metrics never appeared"
+            time.sleep(0.2)
+        yield names()
     finally:
         process.terminate()
         process.wait(30)
