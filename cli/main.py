@@ -218,6 +218,72 @@ def _add_profile_command(sub: Any) -> None:
     pf.set_defaults(func=cmd_profile)
 
 
+def cmd_corrections(args: argparse.Namespace) -> int:
+    import os
+
+    from service.corrections.errors import StoreUnavailable
+    from service.corrections.store import CorrectionStore
+
+    database = args.db or os.environ.get("TAGGER_CORRECTIONS_DB")
+    if not database:
+        print("tagger corrections: name the database with --db or TAGGER_CORRECTIONS_DB", file=sys.stderr)
+        return 2
+    store = CorrectionStore(database)
+    out = Path(args.output) if args.output else None
+    partial = out.with_name(out.name + ".partial") if out else None
+    written = 0
+    try:
+        with partial.open("w", encoding="utf-8") if partial else _stdout() as stream:
+            for chunk in store.export(args.model, args.format, args.conflicts):
+                stream.write(chunk)
+                written += 1
+    except StoreUnavailable as err:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        print(f"tagger corrections: {err}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if out is not None and partial is not None:
+        partial.replace(out)  # the whole export or nothing: a training run never reads half a file
+    where = f" to {out}" if out else ""
+    print(f"{written} corrections of {args.model} as {args.format}{where}", file=sys.stderr)
+    return 0
+
+
+def _stdout() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext(sys.stdout)
+
+
+def _add_corrections_command(sub: Any) -> None:
+    co = sub.add_parser(
+        "corrections",
+        help="export a model's corrections from the corrections database as training data (for tagger train or "
+        "tagger finetune)",
+    )
+    co.add_argument("model", help="the served model's name, e.g. en-ner")
+    co.add_argument(
+        "--db", help="the database: a file path (SQLite) or postgresql:// URL (default: $TAGGER_CORRECTIONS_DB)"
+    )
+    co.add_argument(
+        "--format",
+        choices=["iob2", "conllu"],
+        default="iob2",
+        help="iob2: token<TAB>tag, a blank line after each sentence (default; trains either tag kind); conllu: "
+        "CoNLL-U (UPOS, or NER= in MISC for span tags)",
+    )
+    co.add_argument(
+        "--conflicts",
+        choices=["latest", "all", "skip"],
+        default="latest",
+        help="corrections of the same tokens that disagree: the newest (default), all of them, or none",
+    )
+    co.add_argument("--output", "-o", help="output file (default: stdout)")
+    co.set_defaults(func=cmd_corrections)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from cli import output
 
@@ -337,6 +403,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", help="output file (default: stdout)")
     _data_flags(pr)
     pr.set_defaults(func=cmd_predict)
+
+    _add_corrections_command(sub)
 
     sv = sub.add_parser("serve", help="serve export folders over HTTP (settings also from TAGGER_* variables)")
     sv.add_argument("--models", help="folder of export folders (default: the shipped exports/)")
