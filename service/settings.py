@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODELS = Path(__file__).resolve().parents[1] / "exports"
@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         False, description="ONNX Runtime threads busy-wait between ops (steals the CPU the event loop needs)"
     )
     warmup: bool = Field(True, description="run a grid of batch shapes before /readyz turns ready")
+    shadow_share: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of a model's requests copied to its shadow version, if it has one"
+    )
+    shadow_queue: int = Field(
+        512, ge=1, description="sentences a shadow may have in flight; copies past it are dropped"
+    )
+    shadow_promote_after: int = Field(
+        0, ge=0, description="promote a shadow after this many sentences if it passes the two thresholds; 0 = never"
+    )
+    shadow_min_agreement: float = Field(0.99, ge=0.0, le=1.0, description="token tag agreement to promote a shadow")
+    shadow_min_confidence: float = Field(
+        1.0, ge=0.0, description="the shadow's mean sentence confidence over the serving version's, to promote it"
+    )
     drift: bool = Field(
         True,
         description="count drift statistics (unknown words, case, script, tags, confidence) per model and version "
@@ -144,6 +157,12 @@ class Settings(BaseSettings):
 
     # benchmarking
     echo_endpoint: bool = Field(False, description="mount POST /v1/echo (parses and returns a request; no model)")
+
+    @field_validator("corrections_db", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """TAGGER_CORRECTIONS_DB= (empty, as compose passes an unset variable) means off."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
