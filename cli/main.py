@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cli.shadow import add_shadow_command
 from model.config import add_override_flags
 from tagger.artifact import METADATA_FILE, ArtifactError
 from tagger.evaluation import evaluate
@@ -413,7 +412,6 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, help="port (default 8000)")
     sv.add_argument("--default-model", dest="default_model", help="model behind POST /v1/tag (default en-upos)")
     sv.set_defaults(func=cmd_serve)
-    add_shadow_command(sub)
     return root
 
 
