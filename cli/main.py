@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cli.shadow import add_shadow_command
 from model.config import add_override_flags
 from tagger.artifact import METADATA_FILE, ArtifactError
 from tagger.evaluation import evaluate
@@ -314,6 +315,70 @@ def _stdin_to_file(path: str) -> str:
     return copy.name
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from model.finetune import FinetuneOptions, finetune
+
+    options = FinetuneOptions(
+        held_out=args.held_out,
+        epochs=args.epochs,
+        lr=args.lr,
+        corrections_weight=args.corrections_weight,
+        original_weight=args.original_weight,
+        max_drop=args.max_drop,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    base = Path(args.model)
+    name = args.name or (base.name if base.is_dir() else base.parent.name)
+    run = Path(args.run or f"runs/{name}-finetuned")
+    outcome = finetune(base, Path(args.corrections), run, Path(args.models) / name, options, args.weights)
+    print(f"trained on {outcome.trained_on} corrections, held out {outcome.held_out}, in {outcome.seconds:.0f} s")
+    for comparison in outcome.comparisons:
+        print(comparison.line())
+    if outcome.refused is not None:
+        print(f"tagger finetune: refused, nothing written: {outcome.refused} (see {run}/finetune.json)")
+        return 1
+    print(f"new export: {outcome.export} (checkpoint {outcome.checkpoint})")
+    return 0
+
+
+def _add_finetune_command(sub: Any) -> None:
+    ft = sub.add_parser(
+        "finetune",
+        help="fine-tune a model on corrections (as the store exports them); writes a new export unless the "
+        "original test set falls by more than --max-drop",
+    )
+    ft.add_argument("model", help="the run folder (best.pt) or .pt file the served export came from")
+    ft.add_argument("corrections", help="corrections as exported: CoNLL-U or IOB2 (token<TAB>tag)")
+    ft.add_argument("--models", default="exports", help="models folder the new export goes into (default exports)")
+    ft.add_argument("--name", help="the export's name, its folder in --models (default: the model folder's name)")
+    ft.add_argument("--run", help="run folder for the fine-tuned checkpoint (default runs/NAME-finetuned)")
+    ft.add_argument("--held-out", dest="held_out", type=float, default=0.2, help="share of corrections held out")
+    ft.add_argument("--epochs", type=int, default=3, help="passes over the corrections (default 3)")
+    ft.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate (default 5e-4)")
+    ft.add_argument(
+        "--corrections-weight", dest="corrections_weight", type=float, default=4.0, help="each correction N times"
+    )
+    ft.add_argument(
+        "--original-weight",
+        dest="original_weight",
+        type=float,
+        default=0.1,
+        help="share of each original training corpus per epoch (default 0.1)",
+    )
+    ft.add_argument(
+        "--max-drop",
+        dest="max_drop",
+        type=float,
+        default=1.0,
+        help="refuse if the original test score falls by more than this many points (default 1.0)",
+    )
+    ft.add_argument("--weights", choices=["float32", "float16", "int8"], default="float32", help="export weights")
+    ft.add_argument("--seed", type=int, default=1)
+    ft.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ft.set_defaults(func=cmd_finetune)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.server import serve
     from service.settings import Settings
@@ -412,6 +477,8 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, help="port (default 8000)")
     sv.add_argument("--default-model", dest="default_model", help="model behind POST /v1/tag (default en-upos)")
     sv.set_defaults(func=cmd_serve)
+    add_shadow_command(sub)
+    _add_finetune_command(sub)
     return root
 
 

@@ -126,7 +126,7 @@ def test_postgres_down_raises_store_unavailable_fast_then_recovers() -> None:
         server.remove()
 
 
-def test_store_started_before_its_database_migrates_once_it_is_there(tmp_path: Path) -> None:
+def test_a_store_whose_database_is_unreachable_fails_fast_at_start() -> None:
     unreachable = CorrectionStore("postgresql://tagger@127.0.0.1:9/none", connect_timeout=2)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="unavailable"):
