@@ -33,8 +33,10 @@ from service.errors import (
 )
 from service.models.repository import Repository
 from service.models.served import load_served, warm_up
+from service.models.shadows import Shadows
 from service.observability.drift import DriftCollector
 from service.observability.metrics import InferenceProcesses, create_metrics
+from service.observability.shadow import ShadowCollector
 from service.oip import routes as oip
 from service.oip.control import control_router
 from service.settings import Settings
@@ -49,10 +51,12 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = create_metrics()
     models = load_served(settings, metrics)
     state = AppState(settings, metrics, models, Repository(settings, metrics, models))
+    state.shadows = shadows = Shadows(settings, metrics, state.repository)
     if settings.control_token is not None:
         state.control_digest = hashlib.sha256(settings.control_token.get_secret_value().encode()).digest()
     # the versions serving and those draining after a swap or an unload (read from prometheus_client's thread too)
-    metrics.prometheus.register(InferenceProcesses(state.repository.processes))
+    metrics.prometheus.register(InferenceProcesses(lambda: state.repository.processes() + shadows.processes()))
+    metrics.prometheus.register(ShadowCollector(shadows.agreements))
     # drift statistics of every served version against its reference (a copy of the dict: read in prometheus_client's
     # thread with TAGGER_METRICS_PORT, while loads change it)
     metrics.prometheus.register(DriftCollector(lambda: [m.drift for m in list(state.models.values()) if m.drift]))
@@ -67,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         tasks = [asyncio.create_task(_warm(state))]
         if settings.model_poll_s > 0:
             tasks.append(asyncio.create_task(state.repository.poll_forever(settings.model_poll_s)))
+            tasks.append(asyncio.create_task(shadows.poll_forever(settings.model_poll_s)))
         for task in tasks:
             state.background.add(task)
             task.add_done_callback(state.background.discard)
@@ -77,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # a load cut short stops its inference process
         await state.repository.drain()  # old versions finishing their last requests
+        await shadows.close()  # copies are never answers: nothing to wait for
         await asyncio.gather(*(served.batcher.drain() for served in state.models.values()))
         if corrections is not None:
             await corrections.close()  # the review sentences still buffered are written first

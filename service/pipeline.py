@@ -137,6 +137,7 @@ async def tag_current(
         prepared = prepare(body, served.vocab, state.settings, fields)
         if check is not None:
             check(served, prepared)
+        started = time.perf_counter()
         try:
             tagged = await submit(served, body, prepared, request, state.settings, fields)
         except ApiError as err:
@@ -146,6 +147,8 @@ async def tag_current(
         else:
             if review:
                 offer_for_review(request, served, body, prepared, tagged)
+            if state.shadows is not None:  # a copy for the model's shadow, run after this answer is on its way
+                state.shadows.offer(served, prepared.tokens, tagged, time.perf_counter() - started)
             return served, prepared, tagged
     raise AssertionError("unreachable")
 

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from service.errors import ApiError
 from service.models.repository import Repository
 from service.models.served import Served
+from service.models.shadows import Shadows
 from service.observability.metrics import Metrics
 from service.settings import Settings
 
@@ -29,6 +30,7 @@ class AppState:
     ready: bool = False
     draining: bool = False
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    shadows: Shadows | None = None  # candidate versions beside the serving ones (service.models.shadows)
 
     def served(self, name: str) -> Served:
         """The model serving under `name` now, else a 404 naming the ones served."""

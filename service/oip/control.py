@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from service.edge.bodies import NoBodyRoute
 from service.errors import ApiError
 from service.models.repository import Entry, Repository
+from service.models.shadows import Shadows
 
 
 class RepositoryModel(BaseModel):
@@ -118,5 +119,94 @@ async def unload(model: str, request: Request) -> JSONResponse:
 
     async def action(repository: Repository) -> dict[str, str]:
         return _entry(await repository.unload(model))
+
+    return await _controlled(request, action)
+
+
+class ShadowSummary(BaseModel):
+    """How a shadow version agrees with the version serving (service.observability.shadow)."""
+
+    model: str
+    serving_version: str
+    shadow_version: str
+    sentences: int
+    dropped: int = Field(description="copies not run: the shadow was behind (TAGGER_SHADOW_QUEUE) or refused them")
+    tokens: int
+    tag_agreement: float | None = Field(description="share of tokens given the same tag")
+    span_f1: float | None = Field(description="span F1 of the shadow against the serving version (span models)")
+    span_f1_by_label: dict[str, float | None]
+    spans: dict[str, dict[str, int]]
+    differing_tags: list[dict[str, Any]]
+    mean_confidence: dict[str, float | None]
+    mean_latency_s: dict[str, float | None]
+    disagreeing_sentences: list[dict[str, Any]] = Field(description="the most recent, at most 20")
+
+
+def _shadows(request: Request) -> Shadows:
+    shadows: Shadows = request.app.state.tagger.shadows
+    return shadows
+
+
+@control_router.get(
+    "/models/{model}/shadow",
+    summary="How the model's shadow version agrees with the version serving",
+    response_class=JSONResponse,
+    responses=_documented(ShadowSummary, 404),
+)
+async def shadow_summary(model: str, request: Request) -> JSONResponse:
+    """Agreement figures since the shadow was loaded, and a sample of the sentences where the two disagree."""
+
+    async def action(repository: Repository) -> dict[str, Any]:
+        return _shadows(request).get(model).agreement.summary()
+
+    return await _controlled(request, action)
+
+
+@control_router.post(
+    "/models/{model}/shadow/load",
+    summary="Load the candidate under <models>/.shadows/ as the model's shadow",
+    response_class=JSONResponse,
+    responses=_documented(ShadowSummary, 400, 404, 409),
+)
+async def shadow_load(model: str, request: Request) -> JSONResponse:
+    """Answers once the shadow's inference process is loaded and warmed up; a share of the model's requests
+    (TAGGER_SHADOW_SHARE) is then copied to it after each has been answered. Replaces a shadow already running."""
+
+    async def action(repository: Repository) -> dict[str, Any]:
+        return (await _shadows(request).load(model)).agreement.summary()
+
+    return await _controlled(request, action)
+
+
+@control_router.post(
+    "/models/{model}/shadow/promote",
+    summary="Serve the shadow version (through the repository's swap)",
+    response_class=JSONResponse,
+    responses=_documented(RepositoryModel, 404, 409),
+)
+async def shadow_promote(model: str, request: Request) -> JSONResponse:
+    """The shadow's folder takes the serving folder's place (the old one is kept under <models>/.retired/) and is
+    loaded as a new version: the old version drains, nothing is lost."""
+
+    async def action(repository: Repository) -> dict[str, str]:
+        await _shadows(request).promote(model)
+        return _entry(repository.entries[model])
+
+    return await _controlled(request, action)
+
+
+@control_router.post(
+    "/models/{model}/shadow/discard",
+    summary="Stop the model's shadow",
+    response_class=JSONResponse,
+    responses=_documented(ShadowSummary, 404),
+)
+async def shadow_discard(model: str, request: Request) -> JSONResponse:
+    """The shadow's last agreement figures; its inference process is stopped and its folder left as it is."""
+
+    async def action(repository: Repository) -> dict[str, Any]:
+        summary = _shadows(request).get(model).agreement.summary()
+        await _shadows(request).discard(model)
+        return summary
 
     return await _controlled(request, action)

@@ -169,7 +169,14 @@ def live_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]
     def names() -> set[str]:
         status, body = get(f"{base}/metrics")
         assert status == 200
-        return {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if not line.startswith("#")}
+        lines = body.decode().splitlines()
+        found = {line.split("{")[0].split(" ")[0] for line in lines if not line.startswith("#")}
+        # families declared with no sample yet (the shadow metrics, until a shadow runs) are exported too
+        for line in lines:
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ")
+                found |= {name + suffix for suffix in ("_bucket", "_count", "_sum")} if kind == "histogram" else {name}
+        return found
 
     try:
         wait_ready(base, process, seconds=120)  # type: ignore[arg-type]

@@ -317,6 +317,57 @@ TRIGGERS |= {
 }
 
 
+
+def with_candidate(trigger: Trigger, broken: bool = False, loaded: bool = False) -> Trigger:
+    """`trigger` with a candidate for tiny under <models>/.shadows/ (a copy of tiny; `broken`: its graph cut;
+    `loaded`: already running as tiny's shadow), cleaned up after."""
+
+    def run(apps: dict[str, TestClient]) -> Response:
+        models = apps["plain"].app.state.tagger.settings.models  # type: ignore[attr-defined]
+        folder = models / ".shadows" / "tiny-next"
+        shutil.copytree(models / "tiny", folder)
+        if broken:
+            (folder / "model.onnx").write_bytes(b"not a graph")
+        try:
+            if loaded:
+                assert control("POST", SHADOW + "/load")(apps).status_code == 200
+            return trigger(apps)
+        finally:
+            control("POST", SHADOW + "/discard")(apps)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return run
+
+
+SHADOW = "/v2/repository/models/tiny/shadow"
+TRIGGERS |= {
+    ("get", "/v2/repository/models/{model}/shadow"): {
+        "200": with_candidate(control("GET", SHADOW), loaded=True),
+        "401": control("GET", SHADOW, token=False),
+        "404": control("GET", SHADOW),  # no shadow
+    },
+    ("post", "/v2/repository/models/{model}/shadow/load"): {
+        "200": with_candidate(control("POST", SHADOW + "/load")),
+        "400": with_candidate(control("POST", SHADOW + "/load"), broken=True),
+        "401": control("POST", SHADOW + "/load", token=False),
+        "404": control("POST", SHADOW + "/load"),  # no candidate folder
+        "409": with_candidate(with_folder(".shadows/tiny-twin", None, control("POST", SHADOW + "/load"))),
+    },
+    ("post", "/v2/repository/models/{model}/shadow/promote"): {
+        # the candidate is a copy of the serving files: promoted, the same version serves on
+        "200": with_candidate(control("POST", SHADOW + "/promote"), loaded=True),
+        "401": control("POST", SHADOW + "/promote", token=False),
+        "404": control("POST", SHADOW + "/promote"),
+        "409": with_candidate(with_folder("twin", None, control("POST", SHADOW + "/promote")), loaded=True),
+    },
+    ("post", "/v2/repository/models/{model}/shadow/discard"): {
+        "200": with_candidate(control("POST", SHADOW + "/discard"), loaded=True),
+        "401": control("POST", SHADOW + "/discard", token=False),
+        "404": control("POST", SHADOW + "/discard"),
+    },
+}
+
+
 def documented(apps: dict[str, TestClient]) -> dict[tuple[str, str], dict[str, Any]]:
     schema = apps["plain"].get("/openapi.json").json()
     return {(method, path): op["responses"] for path, ops in schema["paths"].items() for method, op in ops.items()}
