@@ -87,7 +87,7 @@ class Faults:
     """Ground truth for /readyz: inference processes stopped now, and when each kill happened."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    stopped: dict[int, bool] = field(default_factory=dict)  # pid -> serving (one per model, no swap in flight)
+    stopped: dict[int, tuple[float, bool]] = field(default_factory=dict)  # pid -> when, serving (one per model)
     kills: list[tuple[float, bool]] = field(default_factory=list)  # when, and whether the process was serving
     log: list[str] = field(default_factory=list)
 
@@ -183,7 +183,7 @@ def processes_chaos(server: int, until: float, faults: Faults, rng: random.Rando
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
                 with faults.lock:
-                    faults.stopped[pid] = serving
+                    faults.stopped[pid] = (time.monotonic(), serving)
                     faults.log.append(f"stop {pid} {hold:.0f} s")
             time.sleep(min(hold, max(0.0, until - time.monotonic())))
             with faults.lock:
@@ -191,8 +191,8 @@ def processes_chaos(server: int, until: float, faults: Faults, rng: random.Rando
             try:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:  # killed by the server as hung, and gone: its replacement may be starting
-                with faults.lock:
-                    faults.kills.append((time.monotonic(), serving))
+                with faults.lock:  # a 503 is right while its replacement starts; /readyz was judged while it hung
+                    faults.kills.append((time.monotonic(), False))
                     faults.log.append(f"  {pid} was gone at SIGCONT (replaced as hung)")
         else:
             with contextlib.suppress(ProcessLookupError):
@@ -271,12 +271,15 @@ class Readiness:
     wrong_not_ready: float = 0.0  # longest stretch of 503 with nothing stopped and no kill within KILL_GRACE_S
     samples: Counter[int] = field(default_factory=Counter)
     slowest_s: float = 0.0
+    detected: dict[int, float] = field(default_factory=dict)  # serving pid stopped -> seconds until the first 503
+    undetected: dict[int, float] = field(default_factory=dict)  # serving pid stopped, continued before any 503
 
 
 def watch_readiness(base: str, server: int, until: float, faults: Faults, out: Readiness) -> None:
     """Read /readyz every 0.1 s and measure the longest stretches it was wrong, either way."""
     since: dict[str, float | None] = {"ready": None, "not ready": None}
     last_503 = -1e9
+    watched: dict[int, tuple[float, bool]] = {}  # serving processes stopped and not yet reported by /readyz
     while time.monotonic() < until:
         started = time.monotonic()
         try:
@@ -291,10 +294,20 @@ def watch_readiness(base: str, server: int, until: float, faults: Faults, out: R
         out.slowest_s = max(out.slowest_s, now - started)
         if status == 503:
             last_503 = now
-        serving_now = len(inference_pids(server)) == len(MODELS)  # no swap in flight
+        alive = set(inference_pids(server))  # a stopped process the server killed as hung is gone from here
+        serving_now = len(alive) == len(MODELS)  # no swap in flight
         with faults.lock:
-            stopped, stopped_serving = bool(faults.stopped), any(faults.stopped.values()) and serving_now
+            stops = {pid: stop for pid, stop in faults.stopped.items() if stop[1] and pid in alive and serving_now}
+            stopped, stopped_serving = bool(faults.stopped), bool(stops)
             last_kill, killed_serving = faults.kills[-1] if faults.kills else (-1e9, False)
+            for pid, (when, _) in stops.items():
+                if status == 503 and pid not in out.detected:
+                    out.detected[pid] = now - when
+            for pid, (when, _) in list(watched.items()):
+                if pid not in stops and pid not in out.detected:
+                    out.undetected[pid] = now - when
+            watched.clear()
+            watched.update({pid: stop for pid, stop in stops.items() if pid not in out.detected})
         recent_kill = now - last_kill < KILL_GRACE_S
         wrong = {  # the model serving a route stopped or killed, yet 200; or nothing wrong, yet 503
             "ready": status == 200 and (stopped_serving or (recent_kill and killed_serving and last_503 < last_kill)),
@@ -448,6 +461,11 @@ def server_seconds(path: Path) -> dict[str, list[float]]:
     return out
 
 
+def spread_s(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"{ordered[len(ordered) // 2]:.1f} / {ordered[-1]:.1f}" if ordered else "-"
+
+
 def spread(values: list[float]) -> str:
     if not values:
         return "-"
@@ -508,7 +526,11 @@ def markdown(
         + ", ".join(f"{k}: {v:,}" for k, v in sorted(readiness.samples.items()))
         + f"; slowest {1000 * readiness.slowest_s:.0f} ms): longest wrong 200 (a serving process stopped, or killed "
         f"and not yet reported) {readiness.wrong_ready:.1f} s; longest wrong 503 (nothing stopped, no kill in the "
-        f"last {KILL_GRACE_S:g} s) {readiness.wrong_not_ready:.1f} s.",
+        f"last {KILL_GRACE_S:g} s) {readiness.wrong_not_ready:.1f} s. Serving processes stopped: "
+        f"{len(readiness.detected) + len(readiness.undetected)}; /readyz said 503 after "
+        f"{spread_s(list(readiness.detected.values()))} s (median / max) for {len(readiness.detected)}; "
+        f"{len(readiness.undetected)} were continued before it did (stopped at most "
+        f"{max(readiness.undetected.values(), default=0):.1f} s).",
         "",
         "| server process | RSS MB | open descriptors |",
         "|---|---|---|",
