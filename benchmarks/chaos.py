@@ -74,6 +74,8 @@ class Tally:
         with self.lock:
             if status:
                 self.seconds.setdefault(str(status), []).append(seconds)
+                if kind == "refused":  # and by reason: a refusal at admission, or a wait that ended in one
+                    self.seconds.setdefault(what, []).append(seconds)
             if kind == "served":
                 self.served += 1
             elif kind == "refused":
@@ -481,7 +483,7 @@ def latency_table(client: dict[str, list[float]], server: dict[str, list[float]]
         "| status | answers | client-side ms p50 / p99 / max | inside the server ms p50 / p99 / max |",
         "|---|---|---|---|",
     ]
-    for status in sorted(client):
+    for status in sorted(client, key=lambda key: (key[:3], len(key), key)):
         lines.append(
             f"| {status} | {len(client[status]):,} | {spread(client[status])} | {spread(server.get(status, []))} |"
         )
