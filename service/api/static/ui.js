@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 const KEY = "tagger.apiKey"; // sessionStorage: typed once per tab, gone when the tab closes
 const PALETTE = 8; // ui.css defines .c0 ... .c7
 
-const state = { models: new Map(), last: null, seq: 0 };
+const state = { models: new Map(), last: null, seq: 0, corrections: false, edit: null };
 
 class Failure extends Error {
   // A refusal with what the API said (status, message, field, Retry-After), or a network failure (status 0).
@@ -248,6 +248,7 @@ function render() {
     `${answer.model} ${answer.version}: ${result.tokens.length} tokens${found}, ` +
     `${low} scored at or below ${fixed(threshold)} (${ms} ms)`;
   $("raw").textContent = pretty(answer);
+  $("correct").hidden = !state.corrections || !result.tokens.length;
 }
 
 async function copyCurl() {
@@ -275,10 +276,233 @@ async function useKey(event) {
   $("key").value = "";
   $("auth").hidden = true;
   clearError();
-  if (state.models.size || (await loadModels())) await tag(); // what the key was asked for
+  if (state.models.size || (await loadModels())) {
+    await probeCorrections();
+    await tag(); // what the key was asked for
+  }
+}
+
+// --- corrections: the editor and the review queue (when the service keeps corrections) --------------------
+
+async function probeCorrections() {
+  // the corrections routes answer 404 corrections_off unless the service names a database
+  const model = $("model").value;
+  if (!model) return;
+  try {
+    await api(`v1/models/${encodeURIComponent(model)}/review?limit=1`, { headers: apiHeaders(false) });
+    state.corrections = true;
+  } catch (failure) {
+    state.corrections = failure.reason !== "corrections_off" && failure.status !== 404;
+  }
+  $("tabs").hidden = !state.corrections;
+  render();
+}
+
+const spanModel = (model) => Array.isArray(state.models.get(model)?.span_labels);
+
+function labelsOf(model) {
+  // what the select offers: span labels (and O, no entity) for span models, the tag set otherwise
+  const info = state.models.get(model);
+  return spanModel(model) ? ["O", ...info.span_labels] : [...(info?.tags || [])];
+}
+
+function startCorrecting({ model, tokens, tags, text = null, offsets = null, reviewId = null }) {
+  state.edit = { model, tokens, tags: [...tags], served: [...tags], text, offsets, reviewId, sel: null };
+  state.edit.spans = spanModel(model);
+  const options = labelsOf(model).map((l) => new Option(l === "O" && state.edit.spans ? "O (no entity)" : l, l));
+  $("label").replaceChildren(...options);
+  $("span-tools").hidden = !state.edit.spans;
+  $("correct-title").textContent = reviewId ? `Correct review item ${reviewId} (${model})` : `Correct (${model})`;
+  $("correct-status").textContent = "";
+  $("correct-panel").hidden = false;
+  drawEditor();
+  $("correct-panel").scrollIntoView({ block: "nearest" });
+}
+
+function entityRange(i) {
+  // [start, end] (inclusive) of the entity token i is in, or null for O
+  const tags = state.edit.tags;
+  if (tags[i] === "O") return null;
+  let a = i;
+  while (a > 0 && tags[a].startsWith("I-") && tags[a - 1] !== "O" && tags[a - 1].slice(2) === tags[a].slice(2)) a--;
+  let b = i;
+  while (b + 1 < tags.length && tags[b + 1] === `I-${tags[i].slice(2)}`) b++;
+  return [a, b];
+}
+
+function drawEditor() {
+  const { tokens, tags, served, spans, sel } = state.edit;
+  const buttons = tokens.map((word, i) => {
+    const tag = tags[i];
+    const shown = spans ? (tag.startsWith("B-") ? tag.slice(2) : "") : tag;
+    const node = el("button", "tk", el("span", "tw", word), el("span", "tg", shown));
+    node.type = "button";
+    Object.assign(node.dataset, { i: String(i), tag });
+    if (spans && tag !== "O") node.classList.add("ent", colourOf(state.edit.model, tag.slice(2)));
+    if (sel && i >= sel[0] && i <= sel[1]) node.classList.add("sel");
+    if (tag !== served[i]) node.classList.add("changed");
+    node.setAttribute("aria-pressed", String(Boolean(sel && i >= sel[0] && i <= sel[1])));
+    node.title = `${word}: ${tag}${tag !== served[i] ? ` (was ${served[i]})` : ""}`;
+    return node;
+  });
+  $("editor").replaceChildren(...buttons);
+  for (const id of ["apply", "remove", "extend-left", "extend-right", "shrink-left", "shrink-right"]) {
+    $(id).disabled = !sel;
+  }
+}
+
+function colourOf(model, label) {
+  const labels = state.models.get(model)?.span_labels || [];
+  let index = labels.indexOf(label);
+  if (index < 0) index = [...label].reduce((h, c) => h + c.codePointAt(0), 0);
+  return `c${index % PALETTE}`;
+}
+
+function select(i, extend) {
+  const edit = state.edit;
+  if (extend && edit.sel) {
+    edit.sel = [Math.min(edit.sel[0], i), Math.max(edit.sel[1], i)];
+  } else {
+    edit.sel = (edit.spans && entityRange(i)) || [i, i];
+  }
+  const tag = edit.tags[edit.sel[0]];
+  $("label").value = edit.spans ? (tag === "O" ? "O" : tag.slice(2)) : tag;
+  drawEditor();
+}
+
+function setRange(a, b, label) {
+  // span models: the tokens a..b become one entity `label` (or O); a cut entity after it opens anew
+  const tags = state.edit.tags;
+  for (let i = a; i <= b; i++) tags[i] = label === "O" ? "O" : `${i === a ? "B" : "I"}-${label}`;
+  if (b + 1 < tags.length && tags[b + 1].startsWith("I-")) tags[b + 1] = `B-${tags[b + 1].slice(2)}`;
+}
+
+function apply() {
+  const edit = state.edit;
+  if (!edit?.sel) return;
+  const [a, b] = edit.sel;
+  const label = $("label").value;
+  if (edit.spans) setRange(a, b, label);
+  else for (let i = a; i <= b; i++) edit.tags[i] = label;
+  drawEditor();
+}
+
+function reshape(dStart, dEnd) {
+  // extend (-1 start, +1 end) or shrink (+1 start, -1 end) the selected entity by a token, keeping its label
+  const edit = state.edit;
+  if (!edit?.sel) return;
+  const range = entityRange(edit.sel[0]) || edit.sel;
+  const label = edit.tags[range[0]] === "O" ? $("label").value : edit.tags[range[0]].slice(2);
+  const a = range[0] + dStart;
+  const b = range[1] + dEnd;
+  if (a < 0 || b >= edit.tokens.length || a > b || label === "O") return;
+  setRange(range[0], range[1], "O");
+  setRange(a, b, label);
+  edit.sel = [a, b];
+  drawEditor();
+}
+
+function removeEntity() {
+  const edit = state.edit;
+  if (!edit?.sel) return;
+  const range = entityRange(edit.sel[0]) || edit.sel;
+  setRange(range[0], range[1], "O");
+  edit.sel = range;
+  $("label").value = "O";
+  drawEditor();
+}
+
+async function submitCorrection() {
+  const edit = state.edit;
+  if (!edit) return;
+  const body = { tokens: edit.tokens, tags: edit.tags };
+  if (edit.text !== null && edit.offsets) Object.assign(body, { text: edit.text, offsets: edit.offsets });
+  if (edit.reviewId) body.review_id = edit.reviewId;
+  const by = $("corrected-by").value.trim();
+  if (by) body.corrected_by = by;
+  const status = $("correct-status");
+  status.textContent = "Sending…";
+  try {
+    const path = `v1/models/${encodeURIComponent(edit.model)}/corrections`;
+    const stored = await api(path, { method: "POST", headers: apiHeaders(true), body: JSON.stringify(body) });
+    clearError();
+    const changed = stored.tokens_changed === null ? "" : `, ${stored.tokens_changed} tags changed`;
+    const conflict = stored.conflict ? " Another correction of these tokens disagrees: both are kept." : "";
+    status.textContent = stored.created
+      ? `Stored as correction ${stored.id}${changed}.${conflict}`
+      : `Already stored, as correction ${stored.id}.${conflict}`;
+    status.dataset.id = String(stored.id);
+    if (edit.reviewId) loadReview();
+  } catch (failure) {
+    status.textContent = "Not stored: see the error above.";
+    showError(failure);
+  }
+}
+
+function showTab(review) {
+  $("tab-tag").setAttribute("aria-selected", String(!review));
+  $("tab-review").setAttribute("aria-selected", String(review));
+  $("tag-view").hidden = review;
+  $("review-view").hidden = !review;
+  if (review) loadReview();
+}
+
+async function loadReview() {
+  const model = $("model").value;
+  const status = $("review-status");
+  status.textContent = `Loading ${model}'s queue…`;
+  try {
+    const queue = await api(`v1/models/${encodeURIComponent(model)}/review?limit=50`, { headers: apiHeaders(false) });
+    clearError();
+    const items = queue.items.map((item) => {
+      const shown = item.text ?? item.tokens.join(" ");
+      const button = el("button", "quiet", "Correct");
+      button.type = "button";
+      button.dataset.id = String(item.id);
+      button.addEventListener("click", () => {
+        showTab(false);
+        startCorrecting({ ...item, reviewId: item.id });
+      });
+      return el("li", "", el("span", "conf", fixed(item.confidence)), el("span", "rv-text", shown), button);
+    });
+    $("review-list").replaceChildren(...items);
+    status.textContent = items.length
+      ? `${model}: ${items.length} sentences, least confident first (confidence before each).`
+      : `${model}: nothing waiting for review (the service keeps a share of what it tags: TAGGER_REVIEW_SAMPLE).`;
+  } catch (failure) {
+    status.textContent = "";
+    showError(failure);
+  }
+}
+
+function setUpCorrections() {
+  $("correct").addEventListener("click", () => {
+    const { text, answer } = state.last;
+    const result = answer.results[0];
+    startCorrecting({ model: answer.model, tokens: result.tokens, tags: result.tags, text, offsets: result.offsets });
+  });
+  $("editor").addEventListener("click", (event) => {
+    const button = event.target.closest(".tk");
+    if (button) select(Number(button.dataset.i), event.shiftKey);
+  });
+  $("apply").addEventListener("click", apply);
+  $("remove").addEventListener("click", removeEntity);
+  $("extend-left").addEventListener("click", () => reshape(-1, 0));
+  $("extend-right").addEventListener("click", () => reshape(0, 1));
+  $("shrink-left").addEventListener("click", () => reshape(1, 0));
+  $("shrink-right").addEventListener("click", () => reshape(0, -1));
+  $("submit-correction").addEventListener("click", submitCorrection);
+  $("cancel-correction").addEventListener("click", () => {
+    state.edit = null;
+    $("correct-panel").hidden = true;
+  });
+  $("tab-tag").addEventListener("click", () => showTab(false));
+  $("tab-review").addEventListener("click", () => showTab(true));
+  $("review-refresh").addEventListener("click", loadReview);
 }
 
 function setUp() {
+  setUpCorrections();
   $("form").addEventListener("submit", (event) => {
     event.preventDefault();
     tag();
@@ -293,6 +517,7 @@ function setUp() {
   $("model").addEventListener("change", () => {
     countChars();
     tag();
+    if (!$("review-view").hidden) loadReview();
   });
   $("threshold").addEventListener("input", () => {
     $("threshold-value").textContent = fixed(Number($("threshold").value));
@@ -306,7 +531,11 @@ function setUp() {
     $("key").value = "";
   });
   countChars();
-  loadModels().then((listed) => listed && tag()); // the example, tagged on arrival
+  loadModels().then(async (listed) => {
+    if (!listed) return;
+    await probeCorrections();
+    tag(); // the example, tagged on arrival
+  });
 }
 
 setUp();
