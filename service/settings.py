@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         False, description="ONNX Runtime threads busy-wait between ops (steals the CPU the event loop needs)"
     )
     warmup: bool = Field(True, description="run a grid of batch shapes before /readyz turns ready")
+    shadow_nice: int = Field(
+        19,
+        ge=0,
+        le=19,
+        description="scheduling niceness of a shadow's inference process: it takes only CPU the serving ones leave",
+    )
     shadow_share: float = Field(
         1.0, ge=0.0, le=1.0, description="share of a model's requests copied to its shadow version, if it has one"
     )

@@ -17,6 +17,7 @@ pickling costs.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import signal
 import socket
@@ -190,12 +191,16 @@ class _Worker:
         self.send(BatchDone(report, results))
 
 
-def main(folder: str, settings: Settings, sock: socket.socket, files: dict[str, str] | None = None) -> None:
+def main(
+    folder: str, settings: Settings, sock: socket.socket, files: dict[str, str] | None = None, nice: int = 0
+) -> None:
     """Entry point of the inference process (spawned by `service.inference.process_batcher.ProcessBatcher`)."""
     # Signals are the server's business: it drains this process with a message.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked while we were spawned
+    if nice:  # a shadow version: it runs on what CPU the serving versions leave
+        os.nice(nice)
     try:
         worker = _Worker(folder, settings, sock, files)
         if settings.warmup:

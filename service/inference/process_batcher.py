@@ -83,12 +83,14 @@ class ProcessBatcher:
         files: dict[str, str] | None = None,
         trial: bool = False,
         on_drift: Callable[[Counts], None] | None = None,
+        nice: int = 0,
     ) -> None:
         self.name = name
         self._on_drift = on_drift  # takes the drift statistics the inference process counted on its outputs
         self._folder = folder
         self._files = files  # the sha256s the server read: an inference process serving other files refuses
         self._trial = trial  # a new version on trial: no restart if its first inference process fails
+        self._nice = nice  # the inference process's scheduling niceness (a shadow's: TAGGER_SHADOW_NICE)
         self._settings = settings
         self._metrics = metrics
         self._open = Outstanding()  # requests sent and not yet answered or given up
@@ -247,7 +249,7 @@ class ProcessBatcher:
         ours, theirs = socket.socketpair()
         process = context.Process(
             target=inference_process.main,
-            args=(self._folder, self._settings, theirs, self._files),
+            args=(self._folder, self._settings, theirs, self._files, self._nice),
             name=f"tagger-{self.name}",
             daemon=True,
         )

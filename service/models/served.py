@@ -113,11 +113,11 @@ def describe_loaded(model: Served) -> dict[str, str]:
     return {"version": model.version, "sha256": model.metadata.files[MODEL_FILE], "task": model.metadata.task}
 
 
-def build_served(folder: Path, settings: Settings, metrics: Metrics, trial: bool = False) -> Served:
+def build_served(folder: Path, settings: Settings, metrics: Metrics, trial: bool = False, nice: int = 0) -> Served:
     """Verify one export folder and build its batcher (not started).
 
     `trial`: a new version beside one serving; if its inference process cannot start, it is not restarted
-    (a model served since start-up is retried with backoff).
+    (a model served since start-up is retried with backoff). `nice`: its inference process's niceness (shadows).
     """
     if settings.inference_process:
         metadata, vocab = load_export(folder)  # verifies every file's sha256, the graph's included
@@ -125,7 +125,7 @@ def build_served(folder: Path, settings: Settings, metrics: Metrics, trial: bool
         drift = _drift(folder, metadata, vocab, decoder.output_tags, settings)
         on_drift = drift.add if drift is not None else None
         batcher: ModelBatcher = ProcessBatcher(
-            metadata.name, str(folder), settings, metrics, metadata.files, trial, on_drift=on_drift
+            metadata.name, str(folder), settings, metrics, metadata.files, trial, on_drift=on_drift, nice=nice
         )
         return Served(metadata.name, folder, metadata, vocab, decoder.output_tags, batcher, _card(folder), drift)
     runtime = load_runtime(folder, intra_threads=settings.intra_threads, spinning=settings.spinning)

@@ -103,7 +103,8 @@ class Shadows:
     async def _started(self, name: str, found: Found) -> Served:
         """The candidate built, its inference process loaded and warmed up; any failure a failed load."""
         try:
-            served = await asyncio.to_thread(build_served, found.folder, self.settings, self.metrics, trial=True)
+            nice = self.settings.shadow_nice  # the shadow's process takes only CPU the serving versions leave
+            served = await asyncio.to_thread(build_served, found.folder, self.settings, self.metrics, True, nice)
             if served.name != name:
                 raise ValueError(f"{found.folder} names the model {served.name!r}, not {name!r}")
         except Exception as err:
