@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from service.api.schemas import ErrorResponse, TagRequest
 from service.corrections import formats
@@ -95,7 +98,33 @@ def _statuses(*codes: int, extra: dict[int, dict[str, Any]] | None = None) -> di
     return documented | (extra or {})
 
 
-router = APIRouter()  # JSON POSTs: the body guard checks them (service.edge.bodies)
+class SharedPathRoute(APIRoute):
+    """A route whose 405 names every method its path serves: GET and POST .../corrections are two routes, and
+    Starlette's 405 would name only the first one's methods in Allow."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            siblings = [r for r in router.routes if isinstance(r, APIRoute) and r.path == self.path]
+            allowed = sorted({method for r in siblings for method in (r.methods or ())})
+            raise HTTPException(status_code=405, headers={"Allow": ", ".join(allowed)})
+        await super().handle(scope, receive, send)
+
+
+# JSON POSTs (the body kind by default): the body guard checks them (service.edge.bodies)
+router = APIRouter(route_class=SharedPathRoute)
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema's integers include 3.0; strings and booleans are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"must be a whole number, got {value}")
+    return int(value)
+
+
+Offset = Annotated[int, Field(ge=0), BeforeValidator(_whole)]  # the bound before the validator: JSON Schema's minimum
+ItemId = Annotated[int, Field(ge=1), BeforeValidator(_whole)]
 
 
 class CorrectionRequest(BaseModel):
@@ -122,16 +151,20 @@ class CorrectionRequest(BaseModel):
     tags: Annotated[list[StrictStr], Field(min_length=1, max_length=MAX_ITEMS)] = Field(
         description="the right tag of each token, one of the model's (IOB2 for span models)"
     )
-    text: StrictStr | None = Field(None, max_length=100_000, description="the text the tokens came from")
+    text: Annotated[StrictStr, Field(max_length=100_000)] | None = Field(
+        None, description="the text the tokens came from"
+    )
     offsets: (
         Annotated[
-            list[Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=2, max_length=2)]],
+            list[Annotated[list[Offset], Field(min_length=2, max_length=2)]],
             Field(min_length=1, max_length=MAX_ITEMS),
         ]
         | None
     ) = Field(None, description="[start, end) of each token in `text`")
-    review_id: StrictInt | None = Field(None, ge=1, description="the review item this correction answers")
-    corrected_by: StrictStr | None = Field(None, max_length=200, description="who corrected it (stored, not logged)")
+    review_id: ItemId | None = Field(None, description="the review item it answers")
+    corrected_by: Annotated[StrictStr, Field(max_length=200)] | None = Field(
+        None, description="who corrected it (stored, not logged)"
+    )
 
 
 class CorrectionStored(BaseModel):

@@ -238,3 +238,18 @@ def test_review_sample_without_a_database_is_refused_at_start_up() -> None:
         Settings(review_sample=0.1)
     with pytest.raises(ValueError, match="mysql"):
         Settings(corrections_db="mysql://u@h/db")
+
+
+def test_a_405_names_every_method_of_the_path(client: TestClient) -> None:
+    """Two routes share each path (GET and POST corrections, GET and DELETE review): Allow names all of them."""
+    corrections = client.request("PUT", f"{NER}/corrections")
+    assert corrections.status_code == 405 and corrections.headers["allow"] == "GET, POST"
+    review = client.request("PATCH", f"{NER}/review")
+    assert review.status_code == 405 and set(review.headers["allow"].split(", ")) >= {"GET", "DELETE"}
+
+
+def test_json_integers_may_be_written_as_whole_floats(client: TestClient) -> None:
+    body = {"tokens": ["Ada"], "tags": ["B-PER"], "text": "Ada", "offsets": [[0.0, 3.0]], "review_id": 5.0}
+    assert client.post(f"{NER}/corrections", json=body).status_code == 201
+    refused = client.post(f"{NER}/corrections", json={**body, "offsets": [[0, 2.5]]})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "offsets[0][1]"
