@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -84,9 +85,10 @@ def test_the_student_tags_as_its_teachers_do(tmp_path: Path) -> None:
 
     teachers = []
     for seed in (3, 4):
-        train(ner_config(tmp_path, epochs=3, seed=seed), tmp_path / f"teacher{seed}")
+        train(ner_config(tmp_path, epochs=4, seed=seed), tmp_path / f"teacher{seed}")
         teachers.append(tmp_path / f"teacher{seed}")
-    config = ner_config(tmp_path, epochs=8, seed=5)
+    config = ner_config(tmp_path, epochs=10, seed=5, lr=0.005)  # imitating needs less regularisation than learning
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=0.2, word_dropout=0.0))
     best = train(config, tmp_path / "student", teachers=teachers)
 
     dev = read_split(config.data, config.data.dev)
@@ -98,8 +100,8 @@ def test_the_student_tags_as_its_teachers_do(tmp_path: Path) -> None:
             decoders, (ensemble.model, student.model), (ensemble.vocab, student.vocab), strict=True
         )
     )
-    # from 300 sentences and 8 epochs the student agrees with its two 3-epoch teachers on 98.3% of the dev tokens
-    # and 90% of the dev sentences (measured once with these seeds); both bounds leave it a little room
+    # from 300 sentences and 10 epochs the student agrees with its two 4-epoch teachers on 99.8% of the dev
+    # tokens and 98.3% of the dev sentences (measured once with these seeds); both bounds leave it a little room
     same = sum(a == b for x, y in zip(ours, theirs, strict=True) for a, b in zip(x, y, strict=True))
-    assert same / sum(map(len, theirs)) > 0.97
-    assert sum(x == y for x, y in zip(ours, theirs, strict=True)) / len(theirs) > 0.85
+    assert same / sum(map(len, theirs)) > 0.99
+    assert sum(x == y for x, y in zip(ours, theirs, strict=True)) / len(theirs) > 0.95
