@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -161,3 +162,39 @@ def test_a_shadow_that_cannot_load_is_a_failed_load(
     status, _ = post(f"{base}/v1/models/tiny/tag", {"sentences": [["The", "cat", "."]]})
     assert status == 200
     assert get(f"{base}/readyz")[0] == 200
+
+
+def test_the_optional_rule_promotes_a_shadow_that_passes_its_thresholds(
+    tiny_export: Path, candidate: Path, tmp_path: Path, ewt_sample: dict[str, Path]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_export, models / "tiny")
+    shutil.copytree(candidate, models / ".shadows" / "tiny-next")
+    strict = {"shadow_min_agreement": 1.0, "shadow_min_confidence": 0.0}  # the two exports differ: never passes
+    for thresholds, promoted in ((strict, False), ({"shadow_min_agreement": 0.0, "shadow_min_confidence": 0.0}, True)):
+        settings = Settings(
+            models=models, default_model="tiny", control_token=TOKEN, shadow_promote_after=10, **thresholds
+        )
+        with TestClient(create_app(settings)) as client:
+            until(lambda c=client: c.get("/readyz").status_code == 200, 60)
+            loaded = client.post("/v2/repository/models/tiny/shadow/load", headers=AUTH)
+            assert loaded.status_code == 200, loaded.text
+            for sentence in dev_sentences(ewt_sample, 30):
+                assert client.post("/v1/models/tiny/tag", json={"sentences": [sentence]}).status_code == 200
+            version = loaded.json()["shadow_version"]
+
+            def serves(c: TestClient = client, v: str = version) -> bool:
+                return bool(c.post("/v1/models/tiny/tag", json={"sentences": [["The"]]}).json()["version"] == v)
+
+            if promoted:
+                until(serves, 60)
+                assert client.get("/v2/repository/models/tiny/shadow", headers=AUTH).status_code == 404
+            else:
+                time.sleep(1)
+                assert not serves()
+                assert client.get("/v2/repository/models/tiny/shadow", headers=AUTH).json()["sentences"] >= 10
