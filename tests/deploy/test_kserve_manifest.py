@@ -159,7 +159,7 @@ def test_the_container_runs_as_the_plain_deployment_does() -> None:
             **plain[probe],
             "httpGet": plain[probe]["httpGet"]["path"],
         }, probe
-    plain_env = {e["name"]: e["value"] for e in plain["env"]}
+    plain_env = {e["name"]: e["value"] for e in plain["env"] if "value" in e}  # not the optional Secrets
     assert plain_env.items() <= {name: e.get("value") for name, e in env().items()}.items()
     assert predictor()["annotations"].items() >= plain_pod()["metadata"]["annotations"].items()
     assert [v["emptyDir"] for v in predictor()["volumes"]] == [v["emptyDir"] for v in pod["volumes"]]
