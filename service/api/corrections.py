@@ -214,16 +214,23 @@ def room(request: Request) -> CorrectionsRoom:
     return found
 
 
-def unavailable(err: StoreUnavailable) -> ApiError:
-    return ApiError(503, "corrections_unavailable", str(err), headers={"Retry-After": str(err.retry_after)})
+def unavailable(err: StoreUnavailable, backend: str) -> ApiError:
+    """503 + Retry-After saying which database is down; where it is (host, user) and the driver's words go to the
+    log, for the operator, not to every client."""
+    log.warning("corrections: %s", err)
+    message = (
+        f"the corrections database ({backend}) is unavailable: nothing was stored or read; retry after "
+        f"{err.retry_after} s (the server's log names the cause); tagging is not affected"
+    )
+    return ApiError(503, "corrections_unavailable", message, headers={"Retry-After": str(err.retry_after)})
 
 
-async def in_thread(function: Any, *args: Any) -> Any:
+async def in_thread(corrections: CorrectionsRoom, function: Any, *args: Any) -> Any:
     """A store call in a worker thread; a database that is down is a 503."""
     try:
         return await to_thread.run_sync(function, *args)
     except StoreUnavailable as err:
-        raise unavailable(err) from None
+        raise unavailable(err, corrections.store.engine.dialect.name) from None
 
 
 @router.get(
@@ -236,7 +243,7 @@ async def review(model: str, request: Request, limit: Annotated[int, Query(ge=1,
     TAGGER_REVIEW_RETENTION_H and not yet answered by a correction."""
     corrections, served = room(request), app_state(request).served(model)
     since = datetime.now(UTC) - corrections.retention
-    items: list[ReviewItem] = await in_thread(corrections.store.review_queue, served.name, limit, since)
+    items: list[ReviewItem] = await in_thread(corrections, corrections.store.review_queue, served.name, limit, since)
     return ReviewList(model=served.name, items=[_entry(item) for item in items])
 
 
@@ -265,7 +272,7 @@ async def purge_review(model: str, request: Request) -> Purged:
     """Forget every sentence queued for review of this model (a model no longer served included); corrections
     stay."""
     corrections = room(request)
-    purged: int = await in_thread(corrections.store.purge_review, model)
+    purged: int = await in_thread(corrections, corrections.store.purge_review, model)
     return Purged(model=model, purged=purged)
 
 
@@ -332,7 +339,9 @@ async def add_correction(model: str, body: CorrectionRequest, request: Request) 
     if served_tags is not None:
         correction = replace(correction, version=version, served_tags=tuple(served_tags))
     try:
-        stored: Stored = await in_thread(corrections.store.add_correction, correction, rules(served, state))
+        stored: Stored = await in_thread(
+            corrections, corrections.store.add_correction, correction, rules(served, state)
+        )
     except InvalidCorrection as err:
         raise invalid(err) from None
     changed = None if served_tags is None else sum(a != b for a, b in zip(correction.tags, served_tags, strict=True))
@@ -363,7 +372,9 @@ async def export_corrections(
     opens with `# correction_id = N`, and `# conflict = yes` when another correction of its tokens disagrees)."""
     corrections, served = room(request), app_state(request).served(model)
     chunks = corrections.store.export(served.name, format, conflicts, served.spans)
-    first: list[str] = await in_thread(_first, chunks)  # a database that is down is a 503, not a cut stream
+    first: list[str] = await in_thread(
+        corrections, _first, chunks
+    )  # a database that is down is a 503, not a cut stream
     media = formats.MEDIA_TYPES[format]
     filename = f"{model}-corrections.{'conllu' if format == 'conllu' else 'iob2'}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}

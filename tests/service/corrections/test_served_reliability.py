@@ -111,6 +111,8 @@ def test_database_down_is_a_503_with_retry_after_while_tagging_goes_on(models: P
             error = json.loads(refused.read())["error"]
             assert error["reason"] == "corrections_unavailable"
             assert "postgresql" in error["message"] and "unavailable" in error["message"], error
+            assert "127.0.0.1" not in error["message"]  # where the database is stays in the server's log
+        assert "corrections database (postgresql at" in server_output(process)  # the operator's cause
         status, answer = post(f"{base}/v1/tag", {"texts": ["Ada Lovelace lived in London."]})
         assert status == 200 and json.loads(answer)["results"][0]["tags"][0] == "B-PER"
         assert get(f"{base}/readyz")[0] == 200  # the database is not the service's readiness
