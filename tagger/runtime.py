@@ -46,6 +46,12 @@ class Runtime:
 
     def run(self, batch: Batch) -> np.ndarray:
         """Scores (B, T, K) float32 for an encoded batch; padded positions are meaningless."""
+        if (batch.gazetteer is None) != (self.vocab.gazetteer is None):
+            raise ValueError(
+                f"model {self.name!r} reads {'name-list codes' if self.vocab.gazetteer else 'no name-list codes'}, "
+                f"but the batch {'lacks' if batch.gazetteer is None else 'has'} them: encode its sentences with this "
+                "model's vocabulary and keep `Encoded.gazetteer` on the way to `pad`"
+            )
         (scores,) = self.session.run(list(OUTPUT_NAMES), batch.inputs())
         return scores  # type: ignore[no-any-return]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,6 @@ def test_training_with_lists_and_the_char_lm_exports_and_serves(tmp_path: Path) 
     assert runtime.vocab.gazetteer is not None and runtime.vocab.gazetteer.names == ("place", "person_first")
     assert [i.name for i in runtime.session.get_inputs()][-1] == "gazetteer"
     assert len(runtime.tag_sentences([["John", "Smith", "visited", "Paris", "."]])[0].tags) == 5
+    without_codes = dataclasses.replace(runtime.vocab, gazetteer=None).encode([["John", "Smith"]])
+    with pytest.raises(ValueError, match="reads name-list codes, but the batch lacks them"):
+        runtime.run(without_codes)
