@@ -22,7 +22,7 @@ from model.segmenter_data import LABELS, chunks, read_gold
 from model.segmenter_export import export_segmenter
 from model.segmenter_network import SegmenterNet, reverse_within
 from tagger.segmentation import load_segmenter
-from tests.conftest import ROOT
+from tests.conftest import EWT, ROOT, need
 
 
 def tiny(ewt_sample: dict[str, Path]) -> SegmenterConfig:
@@ -81,7 +81,7 @@ def test_reverse_within_keeps_padding_in_place() -> None:
 
 
 def test_labels_mark_token_and_sentence_ends_of_a_real_paragraph() -> None:
-    sentences = read_gold(ROOT.parent / "shared" / "data" / "ud-english-ewt" / "en_ewt-ud-dev.conllu")[:40]
+    sentences = read_gold(need(EWT / "en_ewt-ud-dev.conllu"))[:40]
     for chunk in chunks(sentences, 10_000):
         ends = [i for i, label in enumerate(chunk.labels) if label == "S"]
         assert [b - 1 for _, b in chunk.sentences] == ends

@@ -317,7 +317,6 @@ TRIGGERS |= {
 }
 
 
-
 def with_candidate(trigger: Trigger, broken: bool = False, loaded: bool = False) -> Trigger:
     """`trigger` with a candidate for tiny under <models>/.shadows/ (a copy of tiny; `broken`: its graph cut;
     `loaded`: already running as tiny's shadow), cleaned up after."""
