@@ -22,7 +22,7 @@ from model.segmenter_data import LABELS, chunks, read_gold
 from model.segmenter_export import export_segmenter
 from model.segmenter_network import SegmenterNet, reverse_within
 from tagger.segmentation import load_segmenter
-from tests.conftest import EWT, ROOT, need
+from tests.conftest import EWT, need
 
 
 def tiny(ewt_sample: dict[str, Path]) -> SegmenterConfig:
