@@ -253,3 +253,14 @@ def test_json_integers_may_be_written_as_whole_floats(client: TestClient) -> Non
     assert client.post(f"{NER}/corrections", json=body).status_code == 201
     refused = client.post(f"{NER}/corrections", json={**body, "offsets": [[0, 2.5]]})
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "offsets[0][1]"
+
+
+def test_sentences_past_the_retention_leave_the_queue(models: Path, tmp_path: Path) -> None:
+    client = client_for(models, tmp_path / "c.db", review_sample=1.0, review_retention_h=4 / 3600)
+    try:
+        client.post(f"{NER}/tag", json={"texts": [ADA]})
+        review(client, 1)
+        time.sleep(4.1)
+        assert client.get(f"{NER}/review").json()["items"] == []
+    finally:
+        client.__exit__(None, None, None)

@@ -19,7 +19,7 @@ import pytest
 
 from service.corrections.store import CorrectionStore
 from tests.conftest import ROOT
-from tests.helpers import free_port, get, post, server_output, start_server, wait_ready
+from tests.helpers import free_port, get, metrics, post, server_output, start_server, until, wait_ready
 from tests.service.corrections.conftest import PostgresServer
 
 pytestmark = pytest.mark.server
@@ -35,10 +35,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def serve(models: Path, database: str) -> tuple[str, subprocess.Popen[str]]:
+def serve(models: Path, database: str, **env: str) -> tuple[str, subprocess.Popen[str]]:
     port = free_port()
     process = start_server(
-        models, port, TAGGER_DEFAULT_MODEL="en-ner", TAGGER_CORRECTIONS_DB=database, TAGGER_WARMUP="false"
+        models, port, TAGGER_DEFAULT_MODEL="en-ner", TAGGER_CORRECTIONS_DB=database, TAGGER_WARMUP="false", **env
     )
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, process)
@@ -96,7 +96,7 @@ def test_database_down_is_a_503_with_retry_after_while_tagging_goes_on(models: P
     process = None
     try:
         database.start()
-        base, process = serve(models, database.new_database())
+        base, process = serve(models, database.new_database(), TAGGER_REVIEW_SAMPLE="1")
         assert correct(base, TOKENS, TAGS)[0] == 201
         database.stop()
 
@@ -113,8 +113,11 @@ def test_database_down_is_a_503_with_retry_after_while_tagging_goes_on(models: P
             assert "postgresql" in error["message"] and "unavailable" in error["message"], error
             assert "127.0.0.1" not in error["message"]  # where the database is stays in the server's log
         assert "corrections database (postgresql at" in server_output(process)  # the operator's cause
-        status, answer = post(f"{base}/v1/tag", {"texts": ["Ada Lovelace lived in London."]})
-        assert status == 200 and json.loads(answer)["results"][0]["tags"][0] == "B-PER"
+        for _ in range(5):  # every sentence sampled for review (TAGGER_REVIEW_SAMPLE=1), with nowhere to keep it
+            status, answer = post(f"{base}/v1/tag", {"texts": ["Ada Lovelace lived in London."]})
+            assert status == 200 and json.loads(answer)["results"][0]["tags"][0] == "B-PER"
+        failed = 'tagger_review_sentences_total{model="en-ner",outcome="failed"}'
+        until(lambda: failed in metrics(base), seconds=20)  # counted, not kept, and never waited for
         assert get(f"{base}/readyz")[0] == 200  # the database is not the service's readiness
 
         database.start()  # back: the same server process answers corrections again, nothing lost
