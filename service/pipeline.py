@@ -122,7 +122,7 @@ async def tag_current(
     request: Request,
     check: Callable[[Served, Prepared], None] | None = None,
     fields: Fields = V1,
-    review: bool = True,
+    live: bool = True,
 ) -> tuple[Served, Prepared, list[Tagged]]:
     """Prepare and run a request on the model's version serving now; `check` sees it before it is queued.
 
@@ -130,7 +130,8 @@ async def tag_current(
     by it as it drains (its sentences waited for an inference process that the
     drain stopped) runs once more, on the new version (prepared again: the
     vocabularies may differ). The lookup and the queueing happen without
-    yielding in between, so a request runs wholly on one version.
+    yielding in between, so a request runs wholly on one version. `live`: a user's request, fed to the review
+    queue, the drift statistics and the model's shadow (not the service's own tagging of a correction).
     """
     for last in (False, True):
         served = state.served(name)
@@ -139,15 +140,15 @@ async def tag_current(
             check(served, prepared)
         started = time.perf_counter()
         try:
-            tagged = await submit(served, body, prepared, request, state.settings, fields)
+            tagged = await submit(served, body, prepared, request, state.settings, fields, live)
         except ApiError as err:
             replaced = err.detail.reason == "draining" and not state.draining and state.models.get(name) is not served
             if last or not replaced:
                 raise
         else:
-            if review:
+            if live:
                 offer_for_review(request, served, body, prepared, tagged)
-            if state.shadows is not None:  # a copy for the model's shadow, run after this answer is on its way
+            if live and state.shadows is not None:  # a copy for the model's shadow, run after this answer is sent
                 state.shadows.offer(served, prepared.tokens, tagged, time.perf_counter() - started)
             return served, prepared, tagged
     raise AssertionError("unreachable")
@@ -179,7 +180,13 @@ def offer_for_review(
 
 
 async def submit(
-    served: Served, body: TagRequest, prepared: Prepared, request: Request, settings: Settings, fields: Fields = V1
+    served: Served,
+    body: TagRequest,
+    prepared: Prepared,
+    request: Request,
+    settings: Settings,
+    fields: Fields = V1,
+    live: bool = True,
 ) -> list[Tagged]:
     """Queue a prepared request and wait for its results, one per input (an empty one for a blank text)."""
     request.state.tagged = (len(prepared.tokens), prepared.total_tokens)  # for the access log
@@ -192,7 +199,7 @@ async def submit(
         raise ApiError(422, "request_too_slow", str(err), field) from None
     except (QueueFull, Draining, ProcessLost, Overloaded) as err:
         raise refused(err) from None
-    if served.drift is not None and prepared.encoded:  # queued: its tokens count (the outputs, where they are run)
+    if live and served.drift is not None and prepared.encoded:  # queued: its tokens count (outputs where they run)
         served.drift.count_input([tokens for tokens in prepared.tokens if tokens])
     answers = await wait_for_results(futures, request, settings.request_timeout_s) if futures else []
     return placed(prepared, answers, len(served.output_tags))

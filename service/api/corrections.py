@@ -224,7 +224,7 @@ def invalid(err: InvalidCorrection) -> ApiError:
 async def _served_tags(state: AppState, model: str, correction: Correction, request: Request) -> tuple[str, list[str]]:
     """The serving version and its tags for the correction's tokens (run as a tag request is)."""
     body = TagRequest.model_validate({"sentences": [list(correction.tokens)]})
-    served, _, tagged = await tag_current(state, model, body, request, fields=CORRECTION_FIELDS, review=False)
+    served, _, tagged = await tag_current(state, model, body, request, fields=CORRECTION_FIELDS, live=False)
     return served.version, tagged[0].tags
 
 
