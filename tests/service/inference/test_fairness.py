@@ -48,6 +48,12 @@ def latencies(base: str, seconds: float) -> list[float]:
     return out
 
 
+def timed(url: str, body: dict) -> float:
+    started = time.perf_counter()
+    assert post(url, body)[0] == 200
+    return time.perf_counter() - started
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
@@ -63,6 +69,8 @@ def test_small_requests_stay_fast_beside_a_request_at_the_documented_limits(en_n
     sentences = min(limits["max_sentences"], limits["max_request_tokens"] // per_sentence)
     big = {"sentences": [["Paris"] * per_sentence] * sentences}  # the most a request may hold
     idle = latencies(en_ner, 3.0)
+    long_one = {"sentences": [["Paris"] * per_sentence]}  # the one batch in flight a small request may wait for
+    batch = statistics.median(timed(f"{en_ner}/v1/models/en-ner/tag", long_one) for _ in range(5))
     answers: list[int] = []
 
     def heavy() -> None:
@@ -80,10 +88,9 @@ def test_small_requests_stay_fast_beside_a_request_at_the_documented_limits(en_n
         f"{1000 * statistics.median(busy):.1f} ms)"
     )
     assert answers == [200, 200, 200]  # the documented limits are ones the model serves within its deadline
-    # measured here: 6.9 ms idle, 57.5 ms busy (8.3x): the floor is the one 512-token sentence in flight
-    # (about 50 ms of en-ner); the idle figure is taken as 5 ms at least, so a faster machine's tiny
-    # denominator does not fail a server that behaves
-    assert p99(busy) < 10 * max(p99(idle), 0.005)
+    # measured here: 4.4 ms idle, 51.8 ms busy: the floor is the one 512-token sentence in flight (about 50 ms
+    # of en-ner, timed alone as `batch`), so the bound allows twice that; with batches oldest-first 3,458 ms
+    assert p99(busy) < max(10 * p99(idle), 2 * batch), (p99(busy), p99(idle), batch)
 
 
 def test_small_requests_queued_behind_a_request_at_the_limits_wait_for_one_batch_not_for_it(en_ner: str) -> None:
