@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         "process, sharing its GIL with the event loop)",
     )
     inference_stall_timeout_s: float = Field(
-        30.0, gt=0.0, description="kill and replace an inference process silent this long (it sends a heartbeat every 0.5 s)"
+        30.0, gt=0.0, description="kill and replace an inference process silent this long (heartbeats every 0.5 s)"
     )
     spinning: bool = Field(
         False, description="ONNX Runtime threads busy-wait between ops (steals the CPU the event loop needs)"
