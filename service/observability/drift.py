@@ -28,6 +28,7 @@ from tagger.profile import CASES, LENGTH_BOUNDS, PROBABILITY_BOUNDS, SCRIPTS, Co
 
 SNAPSHOT_EVERY_S = 60.0  # the recent window's resolution
 WINDOW_S = 15 * 60.0  # the recent window GET /v1/models/{model}/drift reports beside the figures since start
+PENDING_SENTENCES = 256  # sentences counted in one bulk
 
 
 def span_labels(output_tags: Sequence[str], spans: bool) -> tuple[str, ...]:
@@ -48,6 +49,7 @@ class ModelDrift:
     _classes: TokenClasses = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _snapshots: deque[tuple[float, Counts]] = field(default_factory=deque)
+    _pending: list[Sequence[str]] = field(default_factory=list)  # sentences queued, not yet counted
 
     def __post_init__(self) -> None:
         self._classes = TokenClasses(self.vocab)
@@ -60,13 +62,27 @@ class ModelDrift:
         return cls(model, version, vocab, Counts.empty(output_tags, span_labels(output_tags, spans)), ref)
 
     def count_input(self, sentences: Sequence[Sequence[str]]) -> None:
-        """Count a request's tokens and sentence lengths (this process: it has the strings)."""
+        """Count a request's tokens and sentence lengths (this process: it has the strings).
+
+        The event loop only appends the sentences; they are counted in bulk every PENDING_SENTENCES sentences
+        and before anything reads the counts, so that numpy's per-call cost is paid once per bulk, not per
+        request (a request's own count cost about 9 us; in bulk about 0.2 us a token).
+        """
+        with self._lock:
+            self._pending.extend(sentences)
+            if len(self._pending) >= PENDING_SENTENCES:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Count the pending sentences (the lock held)."""
+        if not self._pending:
+            return
+        sentences, self._pending = self._pending, []
         lengths = np.fromiter(map(len, sentences), np.int64, len(sentences))
         tokens = chain.from_iterable(sentences)
         codes = np.fromiter(map(self._classes.__getitem__, tokens), np.int64, int(lengths.sum()))
-        with self._lock:
-            self._snapshot()
-            self.counts.add_codes(codes, lengths)
+        self._snapshot()
+        self.counts.add_codes(codes, lengths)
 
     def add(self, delta: Counts) -> None:
         """Add what the inference side counted (chosen tags, probabilities, spans)."""
@@ -75,11 +91,13 @@ class ModelDrift:
 
     def copy(self) -> Counts:
         with self._lock:
+            self._flush()
             return _copied(self.counts)
 
     def window(self) -> tuple[float, Counts]:
         """(seconds covered, counts over the recent window): now less the oldest snapshot inside WINDOW_S."""
         with self._lock:
+            self._flush()
             now, current = time.time(), _copied(self.counts)
             inside = [(t, c) for t, c in self._snapshots if now - t <= WINDOW_S]
             if not inside:
