@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--share", type=float, default=1.0, help="TAGGER_SHADOW_SHARE: requests copied to the shadow")
     args = parser.parse_args()
     sentences = [s.tokens for s in read_corpus(DEV[args.model])]
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,11 +59,12 @@ def main() -> int:
         script = Path(tmp) / "requests.lua"
         script.write_text(WRK_SCRIPT % {"bodies": bodies}, encoding="utf-8")
         port = free_port()
-        env = {"TAGGER_CONTROL_TOKEN": TOKEN, "TAGGER_SHADOW_SHARE": "1"}
+        env = {"TAGGER_CONTROL_TOKEN": TOKEN, "TAGGER_SHADOW_SHARE": str(args.share)}
         process = start_server(models, port, env)
         base, url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1/models/{args.model}/tag"
         lines = [
-            f"{args.model}, single-sentence dev requests; every request copied to the shadow (a copy of the model)",
+            f"{args.model}, single-sentence dev requests; a share {args.share:g} of them copied to the shadow "
+            "(a copy of the model)",
             "",
             "| concurrency | alone req/s | shadow req/s | alone p50 ms | shadow p50 ms | alone p99 ms "
             "| shadow p99 ms |",
