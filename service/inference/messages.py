@@ -41,8 +41,9 @@ class SentenceKey(NamedTuple):
     position: int  # the sentence's index in the request
 
 
-# One encoded sentence as it travels: word ids, case ids, char ids per word (`tagger.encoding.Encoded`'s fields).
-WireSentence = tuple[Sequence[int], Sequence[int], Sequence[Sequence[int]]]
+# One encoded sentence as it travels: word ids, case ids, char ids per word, name-list codes per word or None
+# (`tagger.encoding.Encoded`'s fields).
+WireSentence = tuple[Sequence[int], Sequence[int], Sequence[Sequence[int]], Sequence[Sequence[int]] | None]
 
 
 class Submit(NamedTuple):

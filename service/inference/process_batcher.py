@@ -169,7 +169,7 @@ class ProcessBatcher:
         futures: list[asyncio.Future[Tagged]] = [loop.create_future() for _ in sentences]
         request_id = self._open.add(futures, lengths, now)
         # plain tuples: a dataclass instance costs pickle twice the time on this, the busier side
-        encoded = [(s.words, s.cases, s.chars) for s in sentences]
+        encoded = [(s.words, s.cases, s.chars, s.gazetteer) for s in sentences]  # gazetteer: None, most models
         self._write(frame(Submit(request_id, encoded, deadline - now, details)))
 
         # the request gives up by cancelling its futures (deadline, disconnect): forget the rest of it there too

@@ -73,3 +73,19 @@ def test_training_with_lists_and_the_char_lm_exports_and_serves(tmp_path: Path) 
     without_codes = dataclasses.replace(runtime.vocab, gazetteer=None).encode([["John", "Smith"]])
     with pytest.raises(ValueError, match="reads name-list codes, but the batch lacks them"):
         runtime.run(without_codes)
+    # and the service serves it from its inference process (name-list codes travel with each sentence)
+    from service.settings import Settings
+    from tests.helpers import ready_client
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (tmp_path / "export").rename(models / "export")
+    name = runtime.name
+    client = ready_client(Settings(models=models, default_model=name), seconds=120)
+    try:
+        sentence = ["John", "Smith", "visited", "Paris", "."]
+        answer = client.post(f"/v1/models/{name}/tag", json={"sentences": [sentence]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["results"][0]["tags"] == runtime.tag_sentences([sentence])[0].tags
+    finally:
+        client.__exit__(None, None, None)
