@@ -9,8 +9,9 @@ then `--repeat` runs of `--seconds`, all variants' servers up and their runs
 interleaved (so that the machine's drift over the run falls on each alike).
 Prints requests/s and the server's and inference processes' CPU microseconds
 per request of every run, and their medians, so a cost is read from one run of
-one machine (machines of this kind move by 10-20% from run to run). `--tree DIR:MODULE` serves DIR's code and models with
-`python -m MODULE serve` (`tagger.cli` before the command moved to `cli`).
+one machine (machines of this kind move by 10-20% from run to run).
+`--tree DIR:MODULE` serves DIR's code and models with `python -m MODULE serve`
+(`tagger.cli` before the command moved to `cli`).
 """
 
 from __future__ import annotations
