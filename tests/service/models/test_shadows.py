@@ -198,3 +198,43 @@ def test_the_optional_rule_promotes_a_shadow_that_passes_its_thresholds(
                 time.sleep(1)
                 assert not serves()
                 assert client.get("/v2/repository/models/tiny/shadow", headers=AUTH).json()["sentences"] >= 10
+
+
+def test_under_load_from_tritonclient_and_v1_clients_the_answers_are_those_without_a_shadow(
+    server: tuple[str, Path, subprocess.Popen[str]], candidate: Path, ewt_sample: dict[str, Path]
+) -> None:
+    """Eight clients at once, half /v1 JSON, half tritonclient (binary tensors), every sentence answered the same
+    with the shadow taking copies as without it; the shadow compares what it was sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import tritonclient.http as triton
+
+    base, models, _ = server
+    sentences = dev_sentences(ewt_sample, 48)
+    address = base.removeprefix("http://")
+
+    def v1(sentence: list[str]) -> bytes:
+        status, body = post(f"{base}/v1/models/tiny/tag", {"sentences": [sentence], "scores": True})
+        assert status == 200
+        return body
+
+    def v2(sentence: list[str]) -> bytes:
+        client = triton.InferenceServerClient(address)
+        given = triton.InferInput("tokens", [1, len(sentence)], "BYTES")
+        given.set_data_from_numpy(np.array([sentence], dtype=object), binary_data=True)
+        wanted = [triton.InferRequestedOutput(name, binary_data=True) for name in ("tags", "scores")]
+        result = client.infer("tiny", [given], outputs=wanted)
+        tags = [t.decode() if isinstance(t, bytes) else str(t) for t in result.as_numpy("tags").ravel()]
+        return json.dumps(tags).encode() + result.as_numpy("scores").tobytes()  # the scores' float32 bytes
+
+    def load() -> list[bytes]:
+        calls = [(v1 if i % 2 else v2, s) for i, s in enumerate(sentences)]
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda call: call[0](call[1]), calls))
+
+    alone = load()
+    shutil.copytree(candidate, models / ".shadows" / "tiny-next")
+    assert control(base, "shadow/load")[0] == 200
+    assert load() == alone
+    until(lambda: control(base, "shadow", "GET")[1]["sentences"] == len(sentences), 60)
