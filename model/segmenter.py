@@ -1,6 +1,6 @@
 """Train the character-level segmenter: EWT paragraphs as raw text, one label per character.
 
-    python -m model.segmenter train configs/segmenter-ewt.json --out runs/segmenter-en-ewt
+    python -m model.segmenter train configs/segmenter/segmenter-ewt.json --out runs/segmenter-en-ewt
     python -m model.segmenter export runs/segmenter-en-ewt exports/segmenter-en-ewt
 
 What it shares with the tagger's training (`model.train`): Adam with plateau

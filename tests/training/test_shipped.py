@@ -103,10 +103,19 @@ def test_each_shipped_model_is_served_under_its_folder_name(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted((ROOT / "configs").rglob("*.json")), ids=lambda p: str(p.relative_to(ROOT / "configs"))
+    "path",
+    sorted(p for p in (ROOT / "configs").rglob("*.json") if "segmenter" not in p.parts),
+    ids=lambda p: str(p.relative_to(ROOT / "configs")),
 )
 def test_every_config_loads_and_is_named_for_its_file(path: Path) -> None:
     assert Config.load(path).name == path.stem
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "segmenter").glob("*.json")), ids=lambda p: p.name)
+def test_every_segmenter_config_loads(path: Path) -> None:
+    from model.segmenter import SegmenterConfig
+
+    assert SegmenterConfig.load(path).name.startswith("segmenter")
 
 
 def test_the_en_ner_model_card_is_served_with_its_model() -> None:
