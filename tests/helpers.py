@@ -145,3 +145,41 @@ def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 60) -
             pass
         time.sleep(0.1)
     raise AssertionError("server never became ready")
+
+
+@contextlib.contextmanager
+def running_prometheus(folder: Path) -> Iterator[str]:
+    """Debian's Prometheus on 127.0.0.1 with `folder`/prometheus.yml (its rule files beside it), until ready; its
+    base URL. Skips the test when Prometheus is not installed (.ci/run installs it)."""
+    import shutil
+
+    import pytest
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus is not installed (.ci/run installs Debian's package)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert process.poll() is None, "prometheus exited"
+        with contextlib.suppress(OSError):
+            return get(f"{base}/-/ready")[0] == 200
+        return False
+
+    try:
+        until(ready, 60)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -104,7 +104,8 @@ class Shadows:
         """The candidate built, its inference process loaded and warmed up; any failure a failed load."""
         try:
             nice = self.settings.shadow_nice  # the shadow's process takes only CPU the serving versions leave
-            served = await asyncio.to_thread(build_served, found.folder, self.settings, self.metrics, True, nice)
+            settings = self.settings.model_copy(update={"drift": False})  # copies are not traffic: no drift counts
+            served = await asyncio.to_thread(build_served, found.folder, settings, self.metrics, True, nice)
             if served.name != name:
                 raise ValueError(f"{found.folder} names the model {served.name!r}, not {name!r}")
         except Exception as err:

@@ -10,7 +10,6 @@ script (Latin letters transliterated to Cyrillic). Between shifts, in-domain tex
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import DATA, ROOT, need
-from tests.helpers import free_port, get, post, wait_ready
+from tests.helpers import free_port, get, post, running_prometheus, wait_ready
 
 pytestmark = [pytest.mark.server, pytest.mark.data]
 DRIFT_ALERTS = {"TaggerInputDrift", "TaggerPredictionDrift", "TaggerLowConfidence"}
@@ -74,9 +73,6 @@ def fast_rules(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus(replicas: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (.ci/run installs Debian's package)")
     folder = tmp_path_factory.mktemp("prometheus")
     fast_rules(folder)
     config = {
@@ -85,31 +81,8 @@ def prometheus(replicas: list[str], tmp_path_factory: pytest.TempPathFactory) ->
         "scrape_configs": [{"job_name": "tagger", "static_configs": [{"targets": replicas}]}],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        until(lambda: _ready(base), 60, "prometheus did not become ready")
+    with running_prometheus(folder) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
-def _ready(base: str) -> bool:
-    try:
-        return get(f"{base}/-/ready")[0] == 200
-    except OSError:
-        return False
 
 
 def until(check: Callable[[], bool], seconds: float, message: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.helpers import free_port, get, post, wait_ready
+from tests.helpers import free_port, get, post, running_prometheus, wait_ready
 
 pytestmark = pytest.mark.server
 SENTENCES = [["The", "cat", "sat", "."], ["Hello", "world"], ["Prometheus", "scrapes", "every", "replica", "."]]
@@ -45,9 +45,6 @@ def tagger() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def prometheus(tagger: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Prometheus with deploy/prometheus/prometheus.yml, its target pointed at the live tagger, scraping each second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (.ci/run installs Debian's package)")
     folder = tmp_path_factory.mktemp("prometheus")
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -57,32 +54,8 @@ def prometheus(tagger: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     job["static_configs"] = [{"targets": [tagger]}]
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
     shutil.copy(ROOT / "deploy" / "prometheus" / "alerts.yml", folder / "alerts.yml")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "prometheus exited"
-            try:
-                if get(f"{base}/-/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
+    with running_prometheus(folder) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def query(base: str, expr: str) -> list[dict[str, Any]]:
